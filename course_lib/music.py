@@ -321,3 +321,50 @@ def crop(roll: np.ndarray, start_bar: int, bars: int, spec: RollSpec = CHORALE) 
     out = roll[..., a:b].copy()
     out[:, ONSET, :, 0] = np.maximum(out[:, ONSET, :, 0], out[:, SUSTAIN, :, 0])  # held notes re-start
     return out
+
+
+# --------------------------------------------------------------------------- key estimation
+# Aarden-Essen key profiles: the weights music21's ``Stream.analyze('key')`` uses by default, so a
+# label computed here agrees with music21's analysis of the same notes (tests check this).
+_MAJOR_PROFILE = np.array([17.7661, 0.145624, 14.9265, 0.160186, 19.8049, 11.3587,
+                           0.291248, 22.062, 0.145624, 8.15494, 0.232998, 4.95122])
+_MINOR_PROFILE = np.array([18.2648, 0.737619, 14.0499, 16.8599, 0.702494, 14.4362,
+                           0.702494, 18.6161, 4.56621, 1.93186, 7.37619, 1.75623])
+MAJOR, MINOR = 0, 1
+
+
+def pitch_class_histogram(notes: np.ndarray) -> np.ndarray:
+    """Duration-weighted pitch-class histogram (12,) of a note table (N, 4); sums to 1 (or all 0)."""
+    notes = np.asarray(notes).reshape(-1, 4)
+    hist = np.bincount(notes[:, 1] % 12, weights=notes[:, 3] - notes[:, 2], minlength=12).astype(float)
+    total = hist.sum()
+    return hist / total if total > 0 else hist
+
+
+def key_correlations(histograms: np.ndarray) -> np.ndarray:
+    """Pearson correlation of pitch-class histograms (..., 12) with the 24 key profiles.
+
+    Returns (..., 2, 12): [MAJOR or MINOR, tonic pitch class]. The best key is the arg-max.
+    """
+    h = np.asarray(histograms, dtype=float)
+    profiles = np.stack([np.stack([np.roll(p, tonic) for tonic in range(12)]) for p in
+                         (_MAJOR_PROFILE, _MINOR_PROFILE)])  # (2, 12 tonics, 12 pitch classes)
+    profiles = profiles - profiles.mean(-1, keepdims=True)
+    profiles /= np.linalg.norm(profiles, axis=-1, keepdims=True)
+    h = h - h.mean(-1, keepdims=True)
+    norm = np.linalg.norm(h, axis=-1, keepdims=True)
+    h = np.divide(h, norm, out=np.zeros_like(h), where=norm > 0)
+    return np.einsum("...p,mkp->...mk", h, profiles)
+
+
+def estimate_key(notes: np.ndarray) -> tuple[int, int, float]:
+    """Key of a note table by profile correlation (Krumhansl-Schmuckler with Aarden-Essen weights).
+
+    Returns (tonic pitch class 0..11, MAJOR or MINOR, correlation). Raises ValueError without notes.
+    """
+    hist = pitch_class_histogram(notes)
+    if hist.sum() == 0:
+        raise ValueError("cannot estimate the key of music without notes")
+    corr = key_correlations(hist)  # (2, 12)
+    mode, tonic = np.unravel_index(np.argmax(corr), corr.shape)
+    return int(tonic), int(mode), float(corr[mode, tonic])

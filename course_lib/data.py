@@ -1,0 +1,342 @@
+"""Datasets from music21's bundled corpus: Bach chorales (4 voices) and folk melodies (1 voice).
+
+Pipeline, run once and cached:
+
+1. parse each piece with music21 (offline: the corpus ships inside the music21 wheel);
+2. keep pieces in a meter we can cut into 4/4 bars (4/4, 2/2, 2/4), with the expected parts;
+3. read every part's notes (ties merged) as a *note table* (track, pitch, start, end in 16th steps),
+   with the pickup bar padded so step 0 is a downbeat;
+4. estimate the key (``music.estimate_key``: music21's own profile method) and transpose the piece
+   so its tonic is C (C major or C minor), choosing the octave that keeps the most notes in range.
+
+The result, a ``Corpus``, is a small ``.npz`` (notes of every piece plus a JSON description). The
+committed caches in ``assets/data/`` mean a fresh clone loads in well under a second; ``prepare``
+rebuilds them (``python -m course_lib prepare-data``). Windows (4 bars, 1-bar hop) and their labels
+are cut on load, and the train/valid/test split is **by piece** (a hash of the piece's name), so
+no chorale ever has windows on both sides of a split.
+"""
+from __future__ import annotations
+
+import json
+import multiprocessing
+import time
+import warnings
+import zlib
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import ASSETS, music
+
+CACHE_VERSION = 1
+CACHE_DIR = ASSETS / "data"
+STYLES = ("bach", "folk")  # style label index = position here
+SPLITS = ("train", "valid", "test")
+ACCEPTED_METERS = {"4/4", "2/2", "2/4"}  # quarter-note beats that tile a 4/4 bar
+
+
+@dataclass
+class Corpus:
+    """Pieces of one style as note tables, transposed to tonic C, with a report of what was rejected."""
+
+    name: str
+    style: str
+    spec: music.RollSpec
+    pieces: list[dict]  # id, title, tonic (original pitch class), mode, transpose, bars
+    notes: list[np.ndarray]  # per piece: (N, 4) int16 note table in 16th steps
+    rejected: dict[str, int] = field(default_factory=dict)
+    prepare_seconds: float = 0.0
+    from_cache: bool = False
+
+    def __len__(self) -> int:
+        return len(self.pieces)
+
+    def split_of(self, index: int) -> str:
+        """'train' (80%), 'valid' (10%) or 'test' (10%), fixed by a hash of the piece id."""
+        bucket = zlib.crc32(self.pieces[index]["id"].encode()) % 10
+        return "test" if bucket == 0 else "valid" if bucket == 1 else "train"
+
+    def roll(self, index: int) -> np.ndarray:
+        """The whole piece as a roll (tracks, 2, pitches, steps)."""
+        piece = self.pieces[index]
+        return music.notes_to_roll(self.notes[index], self.spec, piece["bars"] * self.spec.steps_per_bar)
+
+    def report(self) -> str:
+        windows = Counter(self.split_of(i) for i, _ in self.window_index())
+        pieces = Counter(self.split_of(i) for i in range(len(self)))
+        lines = [f"{self.name}: {len(self)} pieces, {sum(windows.values())} windows of 4 bars "
+                 f"(train/valid/test pieces {pieces['train']}/{pieces['valid']}/{pieces['test']}, "
+                 f"windows {windows['train']}/{windows['valid']}/{windows['test']}); "
+                 f"modes: {sum(p['mode'] == music.MAJOR for p in self.pieces)} major, "
+                 f"{sum(p['mode'] == music.MINOR for p in self.pieces)} minor"]
+        for reason, count in sorted(self.rejected.items(), key=lambda kv: -kv[1]):
+            lines.append(f"  rejected {count:5d}: {reason}")
+        return "\n".join(lines)
+
+    def window_index(self, bars: int = 4, hop: int = 1) -> list[tuple[int, int]]:
+        """(piece, start bar) of every window that is at least half full of sound."""
+        index = []
+        spb = self.spec.steps_per_bar
+        for i, piece in enumerate(self.pieces):
+            notes = self.notes[i]
+            sounding = np.zeros(piece["bars"] * spb, dtype=bool)
+            for _, _, start, end in notes:
+                sounding[start:end] = True
+            for start_bar in range(0, piece["bars"] - bars + 1, hop):
+                if sounding[start_bar * spb:(start_bar + bars) * spb].mean() >= 0.5:
+                    index.append((i, start_bar))
+        return index
+
+    # ------------------------------------------------------------------ cache file
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lengths = np.array([len(n) for n in self.notes], dtype=np.int64)
+        meta = {"version": CACHE_VERSION, "name": self.name, "style": self.style,
+                "spec": self.spec.to_dict(), "pieces": self.pieces, "rejected": self.rejected,
+                "prepare_seconds": self.prepare_seconds}
+        np.savez_compressed(path, meta=np.array(json.dumps(meta)), lengths=lengths,
+                            notes=np.concatenate(self.notes).astype(np.int16) if self.notes
+                            else np.zeros((0, 4), np.int16))
+
+    @classmethod
+    def load(cls, path: Path) -> "Corpus":
+        with np.load(path) as f:
+            meta = json.loads(str(f["meta"]))
+            if meta.get("version") != CACHE_VERSION:
+                raise ValueError(f"{path} was written by cache version {meta.get('version')}, "
+                                 f"this code reads version {CACHE_VERSION}; rebuild it with "
+                                 "`python -m course_lib prepare-data`")
+            notes = np.split(f["notes"].astype(np.int64), np.cumsum(f["lengths"])[:-1])
+        return cls(name=meta["name"], style=meta["style"], spec=music.RollSpec.from_dict(meta["spec"]),
+                   pieces=meta["pieces"], notes=notes, rejected=meta["rejected"],
+                   prepare_seconds=meta["prepare_seconds"], from_cache=True)
+
+
+# ---------------------------------------------------------------------- parsing (music21)
+
+def _part_notes(part, track: int, pad: float) -> tuple[list[tuple], int]:
+    """Notes of one music21 part as (track, pitch, start, end) in 16th steps; chords count apart."""
+    rows, chords = [], 0
+    for n in part.flatten().stripTies().notes:
+        if n.quarterLength <= 0:  # grace notes carry no time
+            continue
+        start = int(round((float(n.offset) + pad) * 4))
+        end = max(start + 1, int(round((float(n.offset) + float(n.quarterLength) + pad) * 4)))
+        chords += len(n.pitches) > 1
+        rows.extend((track, p.midi, start, end) for p in n.pitches)
+    return rows, chords
+
+
+def _score_to_piece(score, piece_id: str, title: str, spec: music.RollSpec):
+    """music21 score -> (meta, note table) in tonic C, or a rejection reason (str)."""
+    meters = {ts.ratioString for ts in score.recurse().getElementsByClass("TimeSignature")}
+    if not meters:
+        return "no time signature"
+    if len(meters) > 1:
+        return "changes meter"
+    if not meters <= ACCEPTED_METERS:
+        return f"meter {meters.pop()} (need 4/4, 2/2 or 2/4)"
+    parts = list(score.parts)
+    if len(parts) != spec.n_tracks:
+        return f"{len(parts)} parts (need {spec.n_tracks})"
+    measures = parts[0].getElementsByClass("Measure")
+    first_full = next((m for m in measures if m.number >= 1), None)
+    pad = (-float(first_full.offset)) % 4 if first_full is not None else 0.0
+    rows = []
+    for track, part in enumerate(parts):
+        part_rows, chords = _part_notes(part, track, pad)
+        if chords:
+            return "chords inside a voice"
+        rows.extend(part_rows)
+    if not rows:
+        return "no notes"
+    notes = np.array(rows, dtype=np.int64)
+    tonic, mode, _ = music.estimate_key(notes)
+    shift = _best_transposition(notes[:, 1], tonic, spec)
+    notes[:, 1] += shift
+    inside = (notes[:, 1] >= spec.low) & (notes[:, 1] < spec.high)
+    if not inside.all():
+        return "notes outside the pitch range even after transposing to C"
+    bars = int(np.ceil(notes[:, 3].max() / spec.steps_per_bar))
+    meta = {"id": piece_id, "title": title, "tonic": int(tonic), "mode": int(mode),
+            "transpose": int(shift), "bars": bars}
+    return meta, notes
+
+
+def _best_transposition(pitches: np.ndarray, tonic: int, spec: music.RollSpec) -> int:
+    """Shift that moves the tonic to C, choosing the octave that keeps most pitches in range."""
+    base = (-tonic) % 12  # 0..11 semitones up
+    candidates = [base - 12, base] if base else [0]
+    def outside(s):
+        p = pitches + s
+        return int(((p < spec.low) | (p >= spec.high)).sum())
+    return min(candidates, key=lambda s: (outside(s), abs(s)))
+
+
+def _parse_chorale(path: str):
+    from music21 import corpus
+    try:
+        score = corpus.parse(path)
+    except Exception as err:  # report, never crash the whole preparation
+        return path, f"music21 could not parse it ({type(err).__name__})"
+    title = score.metadata.title if score.metadata and score.metadata.title else path
+    return path, _score_to_piece(score, path, str(title), music.CHORALE)
+
+
+def _parse_folk_file(path: str):
+    from music21 import corpus
+    try:
+        opus = corpus.parse(path)
+    except Exception as err:
+        return [(path, f"music21 could not parse it ({type(err).__name__})")]
+    scores = list(opus.scores) if hasattr(opus, "scores") else [opus]
+    results = []
+    for k, score in enumerate(scores):
+        title = score.metadata.title if score.metadata and score.metadata.title else f"tune {k}"
+        piece_id = f"{path}#{k}"
+        try:
+            results.append((piece_id, _score_to_piece(score, piece_id, str(title), music.MELODY)))
+        except Exception as err:
+            results.append((piece_id, f"unreadable tune ({type(err).__name__})"))
+    return results
+
+
+def _collect(name, style, spec, results, seconds) -> Corpus:
+    pieces, notes, rejected = [], [], Counter()
+    for _, result in results:
+        if isinstance(result, str):
+            rejected[result] += 1
+        else:
+            pieces.append(result[0])
+            notes.append(result[1])
+    return Corpus(name=name, style=style, spec=spec, pieces=pieces, notes=notes,
+                  rejected=dict(rejected), prepare_seconds=round(seconds, 1))
+
+
+def _map(function, items, workers):
+    if workers <= 1:
+        return [function(item) for item in items]
+    with warnings.catch_warnings(), multiprocessing.get_context("fork").Pool(workers) as pool:
+        return pool.map(function, items, chunksize=4)
+
+
+def prepare_bach(limit: int | None = None, workers: int = 2) -> Corpus:
+    """Parse the Bach chorales (371 in music21's corpus) into a Corpus; ~30-60 s on 2 cores."""
+    from music21 import corpus
+    start = time.perf_counter()
+    paths = list(corpus.chorales.Iterator(returnType="filename"))[:limit]
+    results = _map(_parse_chorale, paths, workers)
+    return _collect("bach", "bach", music.CHORALE, results, time.perf_counter() - start)
+
+
+FOLK_FILES = ("essenFolksong",)
+
+
+def prepare_folk(limit_files: int | None = None, workers: int = 2) -> Corpus:
+    """Parse the Essen folk songs (8,514 tunes in 31 ABC files) into a Corpus; minutes on 2 cores."""
+    from music21 import corpus
+    start = time.perf_counter()
+    paths = [str(p) for name in FOLK_FILES for p in corpus.getComposer(name)][:limit_files]
+    results = [r for file_results in _map(_parse_folk_file, paths, workers) for r in file_results]
+    return _collect("folk", "folk", music.MELODY, results, time.perf_counter() - start)
+
+
+PREPARERS = {"bach": prepare_bach, "folk": prepare_folk}
+
+
+def load_corpus(name: str = "bach", cache_dir: Path | str | None = None, rebuild: bool = False,
+                **prepare_kwargs) -> Corpus:
+    """The named corpus from its cache file, preparing (and caching) it on a miss."""
+    if name not in PREPARERS:
+        raise ValueError(f"unknown corpus {name!r}; choose one of {sorted(PREPARERS)}")
+    path = Path(cache_dir or CACHE_DIR) / f"{name}.npz"
+    if path.exists() and not rebuild:
+        try:
+            return Corpus.load(path)
+        except (ValueError, KeyError, OSError) as err:
+            warnings.warn(f"ignoring unreadable cache {path} ({err}); rebuilding it")
+    corpus = PREPARERS[name](**prepare_kwargs)
+    corpus.save(path)
+    return corpus
+
+
+# ---------------------------------------------------------------------- windows and labels
+
+def window_labels(notes: np.ndarray, steps: int, style: str) -> dict:
+    """Labels of one window's note table: style index, mode (the window's own key analysis, as
+    music21's ``analyze('key')`` would find it) and density (onsets per 16th step per sounding
+    track: ~0.15 calm .. ~0.5 busy)."""
+    _, mode, _ = music.estimate_key(notes)
+    tracks = max(1, len(np.unique(notes[:, 0])))
+    return {"style": STYLES.index(style), "mode": int(mode), "density": len(notes) / (steps * tracks)}
+
+
+def _window_notes(notes: np.ndarray, start: int, steps: int) -> np.ndarray:
+    """Notes sounding in steps start..start+steps-1, cut at the edges, shifted to start at 0."""
+    keep = (notes[:, 2] < start + steps) & (notes[:, 3] > start)
+    window = notes[keep].copy()
+    window[:, 2:] = np.clip(window[:, 2:] - start, 0, steps)
+    return window
+
+
+class WindowDataset(torch.utils.data.Dataset):
+    """4-bar windows of one or more corpora as model tensors plus label dicts.
+
+    ``spec`` is the layout the model sees; a corpus with fewer tracks fills the first ones (a folk
+    melody becomes the soprano; the other voices rest). ``encoding`` is a ``course_lib.encoding``
+    encoding (``None`` returns the boolean rolls). ``transpose_range=k`` adds random transposition
+    by -k..k semitones on the fly (kept only where every note stays in range).
+    Items: ``(x, {"style": int, "mode": int, "density": float})``.
+    """
+
+    def __init__(self, corpora, split: str = "train", encoding=None, spec: music.RollSpec = music.CHORALE,
+                 bars: int = 4, hop: int = 1, transpose_range: int = 0, seed: int = 0):
+        if split not in SPLITS + ("all",):
+            raise ValueError(f"split must be one of {SPLITS + ('all',)}, not {split!r}")
+        corpora = [corpora] if isinstance(corpora, Corpus) else list(corpora)
+        self.spec, self.encoding, self.bars = spec, encoding, bars
+        self.steps = bars * spec.steps_per_bar
+        self.transpose_range = transpose_range
+        self.rng = np.random.default_rng(seed)
+        self.items, self.labels, self.pieces = [], [], []
+        for corpus in corpora:
+            if corpus.spec.n_tracks > spec.n_tracks or corpus.spec.steps_per_bar != spec.steps_per_bar:
+                raise ValueError(f"corpus {corpus.name} ({corpus.spec.tracks}) does not fit the layout "
+                                 f"{spec.tracks}")
+            for piece, start_bar in corpus.window_index(bars, hop):
+                if split != "all" and corpus.split_of(piece) != split:
+                    continue
+                notes = _window_notes(corpus.notes[piece], start_bar * spec.steps_per_bar, self.steps)
+                self.items.append(notes)
+                self.labels.append(window_labels(notes, self.steps, corpus.style))
+                self.pieces.append((corpus.name, corpus.pieces[piece]["id"], start_bar))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def roll(self, index: int, transpose: int = 0) -> np.ndarray:
+        notes = self.items[index]
+        if transpose:
+            notes = notes.copy()
+            notes[:, 1] += transpose
+        return music.notes_to_roll(notes, self.spec, self.steps)
+
+    def __getitem__(self, index: int):
+        shift = 0
+        if self.transpose_range:
+            pitches = self.items[index][:, 1]
+            low = max(-self.transpose_range, self.spec.low - int(pitches.min()))
+            high = min(self.transpose_range, self.spec.high - 1 - int(pitches.max()))
+            shift = int(self.rng.integers(low, high + 1)) if low <= high else 0
+        roll = self.roll(index, shift)
+        x = roll if self.encoding is None else self.encoding.encode(roll)
+        return x, dict(self.labels[index])
+
+    def label_tensors(self) -> dict[str, torch.Tensor]:
+        """All labels as tensors (N,), e.g. to pick conditions or to build a reference set."""
+        return {"style": torch.tensor([l["style"] for l in self.labels]),
+                "mode": torch.tensor([l["mode"] for l in self.labels]),
+                "density": torch.tensor([l["density"] for l in self.labels], dtype=torch.float32)}

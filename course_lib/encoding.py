@@ -1,0 +1,154 @@
+"""Encodings: how a piano roll becomes the tensor a diffusion model sees, and back.
+
+The model works on real numbers in [-1, 1]; music is notes. An encoding is the bridge, and the
+choice matters more than the network on a CPU budget (lesson 4 compares the two):
+
+``PianoRollEncoding``  the roll itself, ±1: x has shape (tracks * 2, pitches, steps), e.g.
+                       (8, 48, 64) = 24,576 numbers for 4 bars of 4 voices. Image-like, intuitive,
+                       but the model must *learn* that a voice sounds one pitch at a time.
+
+``VoiceEncoding``      compact, for monophonic voices: per voice and 16th step, 15 channels:
+                       12 pitch-class channels (one-hot ±1: which of C, C#, ..., B),
+                       1 height channel (where in the range, -1 lowest .. +1 highest),
+                       1 onset channel (+1 where a note starts, so repeated notes survive),
+                       1 active channel (+1 where the voice sounds, -1 for a rest).
+                       x has shape (tracks * 15, steps) = (60, 64) = 3,840 numbers. Decoding takes
+                       the arg-max pitch class and puts it in the octave the height points at, so
+                       the height only needs to be right within ±6 semitones (an eighth of the
+                       range), and a voice can never sound two notes at once.
+
+Both decode *any* tensor of the right shape (a noisy x_t, a predicted x0) to a boolean roll, so
+every denoising step can be drawn and played.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from . import music
+
+PITCH_CLASSES, HEIGHT, ONSET, ACTIVE = slice(0, 12), 12, 13, 14
+VOICE_CHANNELS = 15
+
+
+def _as_tensor(x) -> torch.Tensor:
+    return x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
+
+
+class PianoRollEncoding:
+    """Roll (tracks, 2, pitches, steps) <-> x (tracks*2, pitches, steps) with values ±1."""
+
+    name = "pianoroll"
+
+    def __init__(self, spec: music.RollSpec = music.CHORALE):
+        self.spec = spec
+
+    def shape(self, bars: int = 4) -> tuple[int, int, int]:
+        return (self.spec.n_tracks * 2, self.spec.n_pitches, bars * self.spec.steps_per_bar)
+
+    def track_channels(self, track: int) -> list[int]:
+        """Channels of x that belong to ``track`` (for track masks)."""
+        return [2 * track, 2 * track + 1]
+
+    def encode(self, roll) -> torch.Tensor:
+        """Roll(s) (…, tracks, 2, pitches, steps) -> x (…, tracks*2, pitches, steps)."""
+        roll = _as_tensor(roll).float()
+        _check_roll(roll, self.spec)
+        return (roll * 2 - 1).reshape(*roll.shape[:-4], -1, *roll.shape[-2:])
+
+    def decode(self, x) -> np.ndarray:
+        """x (C, P, S) or (B, C, P, S) -> bool roll(s) (…, tracks, 2, pitches, steps)."""
+        x = _as_tensor(x).detach().float().cpu()
+        if x.shape[-3:-1] != (self.spec.n_tracks * 2, self.spec.n_pitches):
+            raise ValueError(f"x has shape {tuple(x.shape)}; expected (…, {self.spec.n_tracks * 2}, "
+                             f"{self.spec.n_pitches}, steps) for a piano-roll encoding")
+        roll = (x > 0).reshape(*x.shape[:-3], self.spec.n_tracks, 2, *x.shape[-2:]).numpy()
+        roll[..., music.ONSET, :, :] &= roll[..., music.SUSTAIN, :, :]
+        return roll
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "spec": self.spec.to_dict()}
+
+
+class VoiceEncoding:
+    """Roll (tracks, 2, pitches, steps) <-> x (tracks*15, steps): one monophonic voice per track."""
+
+    name = "voice"
+
+    def __init__(self, spec: music.RollSpec = music.CHORALE):
+        self.spec = spec
+        self.center = (spec.low + spec.high - 1) / 2
+        self.half_range = (spec.high - 1 - spec.low) / 2
+
+    def shape(self, bars: int = 4) -> tuple[int, int]:
+        return (self.spec.n_tracks * VOICE_CHANNELS, bars * self.spec.steps_per_bar)
+
+    def track_channels(self, track: int) -> list[int]:
+        return list(range(track * VOICE_CHANNELS, (track + 1) * VOICE_CHANNELS))
+
+    def encode(self, roll) -> torch.Tensor:
+        """Roll(s) (…, tracks, 2, pitches, steps) -> x (…, tracks*15, steps).
+
+        Where a voice sounds several pitches at once (never in the chorales) the top one is kept.
+        """
+        roll = _as_tensor(roll).bool()
+        _check_roll(roll, self.spec)
+        *batch, tracks, _, pitches, steps = roll.shape
+        roll = roll.reshape(-1, tracks, 2, pitches, steps)
+        sustain = roll[:, :, music.SUSTAIN]  # (B, T, P, S)
+        active = sustain.any(dim=2)  # (B, T, S)
+        index = torch.arange(pitches).view(1, 1, -1, 1)
+        top = torch.where(sustain, index, -1).amax(dim=2)  # (B, T, S): pitch index of the top note
+        pitch = top + self.spec.low
+        x = -torch.ones(roll.shape[0], tracks, VOICE_CHANNELS, steps)
+        pc = torch.nn.functional.one_hot((pitch % 12).clamp(min=0), 12).movedim(-1, 2).float()  # (B, T, 12, S)
+        x[:, :, PITCH_CLASSES] = torch.where(active.unsqueeze(2), pc * 2 - 1, -1.0)
+        x[:, :, HEIGHT] = torch.where(active, (pitch - self.center) / self.half_range, torch.zeros(()))
+        onset_at_top = roll[:, :, music.ONSET].gather(2, top.clamp(min=0).unsqueeze(2)).squeeze(2)
+        x[:, :, ONSET] = torch.where(active & onset_at_top, 1.0, -1.0)
+        x[:, :, ACTIVE] = torch.where(active, 1.0, -1.0)
+        return x.reshape(*batch, tracks * VOICE_CHANNELS, steps)
+
+    def decode(self, x) -> np.ndarray:
+        """x (C, S) or (B, C, S) -> bool roll(s) (…, tracks, 2, pitches, steps)."""
+        x = _as_tensor(x).detach().float().cpu()
+        spec = self.spec
+        if x.shape[-2] != spec.n_tracks * VOICE_CHANNELS:
+            raise ValueError(f"x has shape {tuple(x.shape)}; expected (…, {spec.n_tracks * VOICE_CHANNELS}, "
+                             "steps) for a voice encoding")
+        batch_shape, steps = x.shape[:-2], x.shape[-1]
+        v = x.reshape(-1, spec.n_tracks, VOICE_CHANNELS, steps)  # (B, T, 15, S)
+        active = v[:, :, ACTIVE] > 0  # (B, T, S)
+        pitch_class = v[:, :, PITCH_CLASSES].argmax(dim=2)  # (B, T, S)
+        target = self.center + v[:, :, HEIGHT].clamp(-1, 1) * self.half_range
+        lowest = spec.low + (pitch_class - spec.low) % 12  # lowest pitch of that class in range
+        octaves = torch.round((target - lowest) / 12).clamp(min=0)
+        octaves = torch.minimum(octaves, torch.div(spec.high - 1 - lowest, 12, rounding_mode="floor"))
+        pitch = (lowest + 12 * octaves).long()  # (B, T, S)
+        previous = torch.cat([torch.full_like(pitch[..., :1], -1), pitch[..., :-1]], dim=-1)
+        was_active = torch.cat([torch.zeros_like(active[..., :1]), active[..., :-1]], dim=-1)
+        onset = active & ((v[:, :, ONSET] > 0) | ~was_active | (pitch != previous))
+        roll = torch.zeros(v.shape[0], spec.n_tracks, 2, spec.n_pitches, steps, dtype=torch.bool)
+        index = (pitch - spec.low).clamp(0, spec.n_pitches - 1).unsqueeze(2)  # (B, T, 1, S)
+        roll[:, :, music.SUSTAIN].scatter_(2, index, active.unsqueeze(2))
+        roll[:, :, music.ONSET].scatter_(2, index, onset.unsqueeze(2))
+        return roll.reshape(*batch_shape, spec.n_tracks, 2, spec.n_pitches, steps).numpy()
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "spec": self.spec.to_dict()}
+
+
+ENCODINGS = {cls.name: cls for cls in (PianoRollEncoding, VoiceEncoding)}
+
+
+def encoding_from_dict(d: dict):
+    """Rebuild an encoding stored in a checkpoint."""
+    if d.get("name") not in ENCODINGS:
+        raise ValueError(f"unknown encoding {d.get('name')!r}; known: {sorted(ENCODINGS)}")
+    return ENCODINGS[d["name"]](music.RollSpec.from_dict(d["spec"]))
+
+
+def _check_roll(roll: torch.Tensor, spec: music.RollSpec) -> None:
+    if roll.dim() < 4 or tuple(roll.shape[-4:-1]) != (spec.n_tracks, 2, spec.n_pitches):
+        raise ValueError(f"roll has shape {tuple(roll.shape)}; expected (tracks={spec.n_tracks}, 2, "
+                         f"pitches={spec.n_pitches}, steps)")
