@@ -46,7 +46,8 @@ def cmd_train(args) -> None:
     kind = "unet1d" if args.encoding == "voice" else "unet2d"
     config = models.ModelConfig(kind=kind, in_channels=encoding.shape()[0], channels=args.channels,
                                 prediction=args.prediction, n_styles=len(training_styles()),
-                                use_mode=True, use_density=True)
+                                use_mode=True, use_density=True, attention=None if args.attention is None
+                                else bool(args.attention))
     training.seed_everything(args.seed)
     model = models.build_model(config)
     schedule = schedules.make_schedule(args.schedule, args.timesteps)
@@ -55,18 +56,29 @@ def cmd_train(args) -> None:
     params = sum(p.numel() for p in model.parameters())
     print(f"training {kind} ({params / 1e6:.2f}M parameters, {args.prediction}-prediction, {args.schedule} "
           f"schedule) on {len(train_set)} windows ({', '.join(args.corpora)}), {args.steps} steps")
-    start = time.perf_counter()
-    result = training.train(model, schedule, train_set, valid_set, train_config, progress=not args.quiet)
-    seconds = time.perf_counter() - start
     data_description = {"corpora": {c.name: {"pieces": len(c), "rejected": c.rejected} for c in loaded},
                         "train_windows": len(train_set), "valid_windows": len(valid_set),
                         "split": "by piece: crc32(piece id) % 10 == 0 test, 1 valid, else train",
                         "transpose_range": args.transpose}
-    card = {"command": " ".join(sys.argv), "train_seconds": round(seconds, 1), "history": result["history"],
-            "machine": f"{torch.get_num_threads()} CPU threads, torch {torch.__version__}"}
-    path = training.save_checkpoint(args.out, result["ema"], schedule, encoding, train_config=train_config,
-                                    data=data_description, card=card)
-    print(f"trained in {seconds / 60:.1f} min; saved {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    start = time.perf_counter()
+    history = []
+
+    def save(ema, path):
+        card = {"command": "python -m course_lib " + " ".join(sys.argv[1:]),
+                "train_seconds": round(time.perf_counter() - start, 1), "history": history,
+                "machine": f"{torch.get_num_threads()} CPU thread(s), torch {torch.__version__}"}
+        return training.save_checkpoint(path, ema, schedule, encoding, train_config=train_config,
+                                        data=data_description, card=card)
+
+    def snapshot(row, ema):  # every validation: the latest weights, so a long run can be evaluated early
+        history.append(row)
+        if args.snapshots:
+            save(ema, Path(args.out).with_name(f"{Path(args.out).stem}_step{row['step']}.pt"))
+
+    result = training.train(model, schedule, train_set, valid_set, train_config, progress=not args.quiet,
+                            on_validation=snapshot)
+    path = save(result["ema"], args.out)
+    print(f"trained in {(time.perf_counter() - start) / 60:.1f} min; saved {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 
 def training_styles():
@@ -190,6 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--transpose", type=int, default=0, help="random transposition range (semitones)")
     p.add_argument("--valid-every", type=int, default=500)
+    p.add_argument("--snapshots", action="store_true", help="also save OUT_stepN.pt at every validation")
+    p.add_argument("--attention", type=int, choices=[0, 1], default=None, help="self-attention at the lowest level")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true")
 

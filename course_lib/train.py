@@ -1,8 +1,8 @@
 """Training a denoiser, and checkpoints that carry everything needed to use it.
 
 ``train`` is the whole loop in one readable function: sample a batch of windows, drop labels at
-random (so the same network learns the unconditional ε(x_t, ∅) that classifier-free guidance
-needs), compute the diffusion loss, step AdamW with gradient clipping and a warm-up/cosine
+random (``guidance.drop_labels``: so the same network learns the unconditional ε(x_t, ∅) that
+classifier-free guidance needs), compute the diffusion loss, step AdamW with gradient clipping and a warm-up/cosine
 learning rate, and keep an exponential moving average (EMA) of the weights, which is what we
 sample from: EMA weights give visibly cleaner samples than the raw, noisy last iterate.
 
@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import ASSETS, diffusion, encoding as encodings, models, schedules
+from . import ASSETS, diffusion, encoding as encodings, guidance, models, schedules
 
 FORMAT, VERSION = "diffusion-soundtracks-checkpoint", 1
 
@@ -40,7 +40,9 @@ class TrainConfig:
     warmup: int = 200  # linear warm-up steps, then cosine decay to lr / 10
     ema_decay: float = 0.999
     grad_clip: float = 1.0
-    label_dropout: float = 0.15  # per label key: the share of the batch trained as "null"
+    label_dropout: float = 0.15  # share of the batch trained with all labels null: ε(x_t, ∅) for CFG
+    label_dropout_each: float = 0.1  # then each label alone: any subset of labels can be asked for
+    balance_styles: bool = True  # draw each style equally often, however many windows it has
     valid_every: int = 500
     seed: int = 0
     threads: int = 2
@@ -52,16 +54,6 @@ def seed_everything(seed: int) -> torch.Generator:
     np.random.seed(seed)
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
-
-
-def drop_labels(labels: dict, p: float, generator: torch.Generator | None = None) -> dict:
-    """Replace each label of each example by null (-1, or NaN for density) with probability p."""
-    out = {}
-    for key, value in labels.items():
-        drop = torch.rand(value.shape, generator=generator) < p
-        null = torch.full_like(value, float("nan") if value.is_floating_point() else -1)
-        out[key] = torch.where(drop, null, value)
-    return out
 
 
 def stack_dataset(dataset) -> tuple[torch.Tensor, dict]:
@@ -99,10 +91,11 @@ def validation_loss(model, schedule, x: torch.Tensor, labels: dict, seed: int = 
 
 
 def train(model, schedule, train_data, valid_data=None, config: TrainConfig = TrainConfig(),
-          progress: bool = True, log=print) -> dict:
+          progress: bool = True, log=print, on_validation=None) -> dict:
     """Train ``model`` in place on (x, labels) tensors; returns {"ema": model, "history": [...]}.
 
     ``train_data`` / ``valid_data``: a WindowDataset or a pair (x (N, ...), labels dict of (N,)).
+    ``on_validation(row, ema)`` is called after each validation (e.g. to save a snapshot).
     """
     torch.set_num_threads(config.threads)
     generator = seed_everything(config.seed)
@@ -111,12 +104,17 @@ def train(model, schedule, train_data, valid_data=None, config: TrainConfig = Tr
     valid = valid_data if valid_data is None or isinstance(valid_data, tuple) else stack_dataset(valid_data)
     ema = copy.deepcopy(model).eval()
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    weights = torch.ones(len(x))
+    if config.balance_styles and "style" in labels:
+        counts = torch.bincount(labels["style"].clamp(min=0))
+        weights = 1.0 / counts[labels["style"].clamp(min=0)].float()
     history, running, start = [], [], time.perf_counter()
     bar = tqdm(range(config.steps), disable=not progress, desc="training", unit="step")
     for step in bar:
         model.train()
-        index = torch.randint(len(x), (config.batch_size,), generator=generator)
-        batch_labels = drop_labels({k: v[index] for k, v in labels.items()}, config.label_dropout, generator)
+        index = torch.multinomial(weights, config.batch_size, replacement=True, generator=generator)
+        batch_labels = guidance.drop_labels({k: v[index] for k, v in labels.items()}, config.label_dropout,
+                                            p_each=config.label_dropout_each, generator=generator)
         x_batch = torch.stack([train_data[i][0] for i in index.tolist()]) if augment else x[index]
         loss = diffusion.training_loss(model, schedule, x_batch, batch_labels,
                                        prediction=model.config.prediction, generator=generator)
@@ -136,6 +134,8 @@ def train(model, schedule, train_data, valid_data=None, config: TrainConfig = Tr
                 row["valid_loss"] = validation_loss(ema, schedule, *valid)
             history.append(row)
             running = []
+            if on_validation is not None:
+                on_validation(row, ema)
             bar.set_postfix(loss=f"{row['train_loss']:.4f}", valid=f"{row.get('valid_loss', float('nan')):.4f}")
             if log and not progress:
                 log(json.dumps(row))

@@ -1,0 +1,108 @@
+"""course_lib.train: the loop learns, checkpoints round-trip, bad checkpoints are explained."""
+import json
+
+import pytest
+import torch
+
+from course_lib import data, encoding, models, schedules, train
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    torch.set_num_threads(2)
+    enc = encoding.VoiceEncoding()
+    ds = data.WindowDataset(data.load_corpus("bach"), "valid", enc)
+    x, labels = train.stack_dataset(ds)
+    config = models.ModelConfig(kind="unet1d", in_channels=60, channels=64, channel_mults=(1, 2),
+                                attention=False, n_styles=2, use_mode=True, use_density=True)
+    return enc, (x[:96], {k: v[:96] for k, v in labels.items()}), config
+
+
+def test_a_short_run_lowers_the_loss_and_returns_an_ema_copy(tiny):
+    enc, batch, config = tiny
+    model = models.build_model(config)
+    schedule = schedules.make_schedule("cosine", 100)
+    result = train.train(model, schedule, batch, batch, train.TrainConfig(steps=60, batch_size=16, valid_every=20,
+                                                                           warmup=5, ema_decay=0.9, threads=2), progress=False, log=None)
+    history = result["history"]
+    assert [row["step"] for row in history] == [20, 40, 60]
+    assert history[-1]["valid_loss"] < 0.8 * history[0]["valid_loss"], history
+    assert result["ema"] is not model
+    assert any(not torch.equal(a, b) for a, b in zip(result["ema"].parameters(), model.parameters()))
+
+
+def test_training_is_reproducible_with_a_seed(tiny):
+    enc, batch, config = tiny
+    schedule = schedules.make_schedule("cosine", 100)
+    runs = []
+    for _ in range(2):
+        train.seed_everything(0)
+        model = models.build_model(config)
+        runs.append(train.train(model, schedule, batch, None, train.TrainConfig(steps=5, batch_size=8, warmup=2),
+                                progress=False, log=None)["history"][-1]["train_loss"])
+    assert runs[0] == runs[1]
+
+
+@pytest.fixture()
+def saved(tiny, tmp_path):
+    enc, batch, config = tiny
+    train.seed_everything(1)
+    model = models.build_model(config).eval()
+    schedule = schedules.make_schedule("linear", 50)
+    path = train.save_checkpoint(tmp_path / "m.pt", model, schedule, enc, train_config=train.TrainConfig(steps=1),
+                                 data={"corpora": ["bach"]}, card={"note": "test"})
+    return path, model, batch
+
+
+def test_checkpoint_round_trip(saved):
+    path, model, (x, labels) = saved
+    blob = torch.load(path, weights_only=True)  # loads with the safe unpickler
+    assert blob["format"] == train.FORMAT
+    ckpt = train.load_checkpoint(path)
+    t = torch.full((4,), 10)
+    lab = {k: v[:4] for k, v in labels.items()}
+    with torch.no_grad():
+        torch.testing.assert_close(ckpt.model(x[:4], t, lab), model(x[:4], t, lab))
+    assert ckpt.schedule.timesteps == 50 and ckpt.schedule.kind == "linear"
+    assert ckpt.encoding.name == "voice" and ckpt.meta["card"] == {"note": "test"}
+    assert ckpt.meta["train"]["steps"] == 1 and ckpt.spec.tracks == ("soprano", "alto", "tenor", "bass")
+
+
+def test_missing_checkpoint(tmp_path):
+    with pytest.raises(train.CheckpointError, match="no such checkpoint"):
+        train.load_checkpoint(tmp_path / "nothing.pt")
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_damaged_checkpoint(saved, damage):
+    path = saved[0]
+    raw = path.read_bytes()
+    path.write_bytes(b"\x00garbage" * 10 if damage == "garbage" else raw[:len(raw) // 2])
+    with pytest.raises(train.CheckpointError, match="damaged"):
+        train.load_checkpoint(path)
+
+
+def test_foreign_torch_file(tmp_path):
+    torch.save({"weights": torch.zeros(3)}, tmp_path / "other.pt")
+    with pytest.raises(train.CheckpointError, match="not a Diffusion Soundtracks checkpoint"):
+        train.load_checkpoint(tmp_path / "other.pt")
+
+
+def test_weights_that_do_not_fit_their_config(saved):
+    path = saved[0]
+    blob = torch.load(path, weights_only=True)
+    meta = json.loads(blob["meta"])
+    meta["model"]["channels"] = 96
+    blob["meta"] = json.dumps(meta)
+    torch.save(blob, path)
+    with pytest.raises(train.CheckpointError, match="do not fit"):
+        train.load_checkpoint(path)
+
+
+def test_checkpoint_for_another_encoding_or_spec(saved):
+    path = saved[0]
+    with pytest.raises(train.CheckpointError, match="'pianoroll' was asked for"):
+        train.load_checkpoint(path, expect_encoding="pianoroll")
+    from course_lib import music
+    with pytest.raises(train.CheckpointError, match="your data use"):
+        train.load_checkpoint(path, expect_spec=music.MELODY)
