@@ -1,4 +1,4 @@
-"""``python -m course_lib COMMAND``: demo, prepare-data, train, generate, evaluate, bench.
+"""``python -m course_lib COMMAND``: demo, prepare-data, train, train-classifier, generate, evaluate, bench, soundtrack.
 
 Every command works offline on a CPU; ``python -m course_lib COMMAND --help`` lists its options.
 """
@@ -52,7 +52,8 @@ def cmd_train(args) -> None:
     model = models.build_model(config)
     schedule = schedules.make_schedule(args.schedule, args.timesteps)
     train_config = training.TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                                        seed=args.seed, threads=args.threads, valid_every=args.valid_every)
+                                        seed=args.seed, threads=args.threads, valid_every=args.valid_every,
+                                        style_weights=tuple(args.style_weights) if args.style_weights else None)
     params = sum(p.numel() for p in model.parameters())
     print(f"training {kind} ({params / 1e6:.2f}M parameters, {args.prediction}-prediction, {args.schedule} "
           f"schedule) on {len(train_set)} windows ({', '.join(args.corpora)}), {args.steps} steps")
@@ -81,6 +82,47 @@ def cmd_train(args) -> None:
     print(f"trained in {(time.perf_counter() - start) / 60:.1f} min; saved {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 
+def cmd_train_classifier(args) -> None:
+    from . import classifiers, data, encoding as encodings, schedules
+    _threads(args.threads)
+    encoding = encodings.VoiceEncoding()
+    loaded, train_set, valid_set = _datasets(args.corpora, encoding, 0)
+    test = classifiers._as_tensors(data.WindowDataset(loaded, "test", encoding))
+    noisy = args.kind == "noisy"
+    schedule = schedules.make_schedule(args.schedule, args.timesteps) if noisy else None
+    config = classifiers.ClassifierConfig(in_channels=encoding.shape()[0], channels=args.channels, noisy=noisy)
+    train_config = classifiers.ClassifierTrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                                                     seed=args.seed, threads=args.threads)
+    torch.manual_seed(args.seed)
+    classifier = classifiers.build_classifier(config)
+    params = sum(p.numel() for p in classifier.parameters())
+    out = Path(args.out or classifiers.BUNDLED[args.kind])
+    print(f"training the {args.kind} classifier ({params:,} parameters) on {len(train_set)} windows, {args.steps} steps")
+    start, cpu_start = time.perf_counter(), time.process_time()
+    history = classifiers.train_classifier(classifier, train_set, valid_set, train_config, schedule=schedule,
+                                           progress=not args.quiet)
+    command = (f"python -m course_lib train-classifier --kind {args.kind}" + (f" --out {args.out}" if args.out else "")
+               + f" --steps {args.steps} --batch-size {args.batch_size} --lr {args.lr:g} --channels {args.channels}"
+               f" --corpora {' '.join(args.corpora)} --seed {args.seed} --threads {args.threads}"
+               + (f" --schedule {args.schedule} --timesteps {args.timesteps}" if noisy else ""))
+    card = {"kind": args.kind, "parameters": params, "steps": args.steps, "batch_size": args.batch_size,
+            "train_seconds": round(time.perf_counter() - start, 1),
+            "cpu_seconds": round(time.process_time() - cpu_start, 1),
+            "machine": f"{torch.get_num_threads()} CPU thread(s), torch {torch.__version__}",
+            "command": command,
+            "data": {"corpora": list(args.corpora), "train_windows": len(train_set),
+                     "valid_windows": len(valid_set), "test_windows": len(test[0])},
+            "history": history, "test_accuracy": classifiers.accuracy(classifier, *test, schedule=schedule)}
+    if noisy:
+        card["schedule"] = schedule.to_dict()
+        card["test_accuracy_by_t"] = {str(t): classifiers.accuracy(classifier, *test, t=t, schedule=schedule)
+                                      for t in (0, 250, 500, 750, 900)}
+    path = classifiers.save_classifier(out, classifier, encoding, schedule=schedule, card=card)
+    path.with_suffix(".md").write_text(classifiers.model_card(card))
+    print(classifiers.model_card(card))
+    print(f"saved {path} ({path.stat().st_size / 1e6:.2f} MB) and its model card {path.with_suffix('.md')}")
+
+
 def training_styles():
     from . import data
     return data.STYLES
@@ -91,14 +133,56 @@ def cmd_generate(args) -> None:
     _threads(args.threads)
     ckpt = pipeline.load(args.checkpoint)
     start = time.perf_counter()
-    rolls = pipeline.generate(ckpt, args.n, style=args.style, mode=args.mode, density=args.density,
-                              sampler=args.sampler, steps=args.steps, guidance_scale=args.guidance,
-                              seed=args.seed, progress=not args.quiet)
+    titles = None
+    if args.continue_from or args.infill or args.transition or args.style_transfer:
+        rolls, titles = _task_rolls(ckpt, args)
+    else:
+        rolls = pipeline.generate(ckpt, args.n, style=args.style, mode=args.mode, density=args.density,
+                                  sampler=args.sampler, steps=args.steps, guidance_scale=args.guidance,
+                                  seed=args.seed, progress=not args.quiet)
     seconds = time.perf_counter() - start
-    paths = pipeline.write_outputs(rolls, args.out, ckpt.spec, stem=args.stem, tempo=args.tempo)
+    paths = pipeline.write_outputs(rolls, args.out, ckpt.spec, stem=args.stem, tempo=args.tempo, titles=titles)
     print(f"generated {args.n} sample(s) in {seconds:.2f} s; wrote {len(paths)} files to {args.out}:")
     for p in paths:
         print(f"  {p}")
+
+
+def _task_rolls(ckpt, args) -> tuple[np.ndarray, list[str]]:
+    """generate --continue / --infill / --transition / --style-transfer: the rolls and their titles.
+
+    The given music is moved to tonic C (the model saw only C), labelled with its own mode unless
+    --mode says otherwise, and the results are moved back to the given key."""
+    from . import tasks
+    spec, n = ckpt.spec, args.n
+    paths = args.transition or [args.continue_from or args.infill or args.style_transfer]
+    min_bars = 2 if args.continue_from else 4 if args.infill else 1
+    (roll, given_tracks), *more = [tasks.load_roll(path, spec, min_bars=min_bars) for path in paths]
+    if args.sampler != "ddim":
+        raise ValueError("the generation tasks sample with DDIM; leave out --sampler ddpm")
+    roll_c, shift = tasks.to_tonic_c(roll, spec)
+    options = dict(style=args.style, mode=args.mode or tasks.key_of(roll, spec)[1], density=args.density,
+                   steps=args.steps, guidance_scale=args.guidance, seed=args.seed, progress=not args.quiet)
+    name = Path(paths[0]).name
+    if args.continue_from:
+        rolls = tasks.continuation(ckpt, roll_c, n, given_bars=2, given_tracks=given_tracks, **options).rolls
+        what = f"{name}: bars 1-2 given, 3-4 generated"
+    elif args.infill:
+        rolls = tasks.infill(ckpt, roll_c[..., :4 * spec.steps_per_bar], n, first_bar=2, last_bar=3,
+                             given_tracks=given_tracks, **options).rolls
+        what = f"{name}: bars 1 and 4 given, 2-3 generated"
+    elif args.transition:
+        (roll_b, tracks_b), = more
+        roll_b = tasks.shift_roll(roll_b, shift, spec)  # both pieces move together: the bridge modulates
+        given = sorted(set(given_tracks) & set(tracks_b))
+        bridges = tasks.transition(ckpt, roll_c, roll_b, n, context_bars=1, given_tracks=given, **options).rolls
+        rolls = np.stack([tasks.stitch(roll_c, bridge, roll_b, 1, spec) for bridge in bridges])
+        what = f"{name}, a 2-bar bridge, then {Path(paths[1]).name}"
+    else:
+        options["style"] = args.style
+        rolls = tasks.style_transfer(ckpt, roll_c, n=n, strength=args.strength, **options).rolls
+        what = f"{name} toward {args.style} (strength {args.strength:g})"
+    rolls = np.stack([tasks.shift_roll(r, -shift, spec) for r in rolls])
+    return rolls, [f"{what} (seed {args.seed}, sample {i})" for i in range(n)]
 
 
 def cmd_demo(args) -> None:
@@ -109,7 +193,7 @@ def cmd_demo(args) -> None:
     requests = [("bach", "major"), ("bach", "minor"), ("folk", "major")]
     for i, (style, mode) in enumerate(requests):
         start = time.perf_counter()
-        roll = pipeline.generate(ckpt, 1, style=style, mode=mode, seed=args.seed + i)
+        roll = pipeline.generate(ckpt, 1, style=style, mode=mode, seed=args.seed + i, guidance_scale=args.guidance)
         seconds = time.perf_counter() - start
         paths = pipeline.write_outputs(roll, args.out, ckpt.spec, stem=f"{style}_{mode}",
                                        titles=[f"Generated: {style}, {mode} (seed {args.seed + i})"])
@@ -141,8 +225,54 @@ def cmd_evaluate(args) -> None:
     columns["noise (floor)"] = metrics.evaluate(pipeline.noise_rolls(first, args.n), first.spec,
                                                 reference=reference, requested_modes=modes)
     print(metrics.format_table(columns))
+    real = columns["real test (ceiling)"]
+    for name in ckpts:
+        passed = metrics.compare_to_reference(columns[name], real)
+        print(f"{name}: quality bar " + ", ".join(f"{k} {'PASS' if ok else 'FAIL'}" for k, ok in passed.items()))
     if args.json:
         Path(args.json).write_text(json.dumps(columns, indent=1))
+    if args.card:
+        for path in (args.checkpoint or [pipeline.DEFAULT_CHECKPOINT]):
+            _write_card(Path(path), columns, Path(path).stem, args)
+
+
+def _write_card(path: Path, columns: dict, name: str, args) -> None:
+    """Store the evaluate table in the checkpoint's card and write ``path.md``, its model card."""
+    from . import metrics, train as training
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    meta = json.loads(blob["meta"])
+    table = {k: v for k, v in columns.items() if k == name or k.startswith(("real", "noise"))}
+    passed = metrics.compare_to_reference(columns[name], columns["real test (ceiling)"])
+    meta["card"]["evaluate"] = table
+    meta["card"]["evaluate_command"] = "python -m course_lib " + " ".join(sys.argv[1:])
+    meta["card"]["quality_bar"] = passed
+    blob["meta"] = json.dumps(meta)
+    torch.save(blob, path)
+    card, train_cfg, model_cfg = meta["card"], meta.get("train") or {}, meta["model"]
+    history = card.get("history", [])
+    lines = [f"# Model card: `{path.name}`", "",
+             f"- **Model:** {model_cfg['kind']}, base width {model_cfg['channels']}, widths x{model_cfg['channel_mults']}, "
+             f"attention {model_cfg['attention']}, {model_cfg['prediction']}-prediction; labels: style "
+             f"({model_cfg['n_styles']}), mode {model_cfg['use_mode']}, density {model_cfg['use_density']}.",
+             f"- **Encoding:** {meta['encoding']['name']} (tracks {meta['encoding']['spec']['tracks']}, MIDI "
+             f"{meta['encoding']['spec']['low']}..{meta['encoding']['spec']['high'] - 1}, 16th notes, 4 bars).",
+             f"- **Schedule:** {meta['schedule']}.",
+             f"- **Data:** {json.dumps(meta['data'].get('corpora', {}))[:400]}; train windows "
+             f"{meta['data'].get('train_windows')}, valid windows {meta['data'].get('valid_windows')}; "
+             f"split {meta['data'].get('split')}.",
+             f"- **Training:** `{card.get('command')}`: {train_cfg.get('steps')} steps, batch {train_cfg.get('batch_size')}, "
+             f"AdamW lr {train_cfg.get('lr')}, EMA {train_cfg.get('ema_decay')}, label dropout "
+             f"{train_cfg.get('label_dropout')} (all) + {train_cfg.get('label_dropout_each')} (each); "
+             f"{card.get('train_seconds', 0) / 60:.1f} min wall time on {card.get('machine')}.",
+             f"- **Loss:** " + ", ".join(f"step {h['step']}: valid {h.get('valid_loss', float('nan')):.3f}"
+                                        for h in history[:: max(1, len(history) // 6)] + history[-1:]), "",
+             f"## Evaluation (`{card['evaluate_command']}`)", "", "```", metrics.format_table(table), "```", "",
+             "Quality bar: " + ", ".join(f"{k} {'pass' if ok else 'FAIL'}" for k, ok in passed.items()) + "."]
+    notes = path.with_suffix(".notes.md")
+    if notes.exists():  # hand-written measurements (speed, comparison) kept beside the generated card
+        lines += ["", notes.read_text().strip()]
+    path.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print(f"wrote the model card {path.with_suffix('.md')} and stored the table in {path}")
 
 
 def cmd_bench(args) -> None:
@@ -167,6 +297,36 @@ def cmd_bench(args) -> None:
               f"{best / n / music_seconds:.3f} = generation time / playing time)")
 
 
+def cmd_soundtrack(args) -> None:
+    from . import pipeline, soundtrack
+    _threads(args.threads)
+    states = soundtrack.DEFAULT_STATES
+    if args.mapping:
+        try:
+            states = json.loads(Path(args.mapping).read_text())
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{args.mapping} is not valid JSON ({err}); write {{state: {{'style': ..., "
+                             "'mode': ..., 'density': ..., 'tempo': ...}}}") from None
+    timeline = soundtrack.parse_timeline(args.states, soundtrack.check_states(states))  # before the model loads
+    engine = soundtrack.SoundtrackEngine(pipeline.load(args.checkpoint), states, keep_bars=args.keep_bars,
+                                         transition_bars=args.transition_bars, steps=args.steps,
+                                         guidance_scale=args.guidance, seed=args.seed)
+    engine.advance(timeline[0][0])  # warm-up (first call pays for lazy initialisation), not timed below
+    track = engine.render(timeline, progress=not args.quiet)
+    report = engine.latency()
+    paths = track.write(args.out, stem=args.stem)
+    print(f"soundtrack: {track.bars} bars, {track.duration():.1f} s; DDIM-{args.steps}, keep {args.keep_bars} bar(s), "
+          f"{args.transition_bars} transition bar(s), torch threads {torch.get_num_threads()}")
+    print(report)
+    print("\nconditions asked vs measured per state (data.window_labels on chunks of up to 4 bars):")
+    print(soundtrack.format_rows(soundtrack.condition_report(track, states), "state"))
+    print("\n|pitch jump| per voice at seams vs bar lines (semitones; large = over a fifth):")
+    print(soundtrack.format_rows(soundtrack.seam_report(track, soundtrack.reference_rolls()), "where"))
+    print(f"wrote {len(paths)} files:")
+    for path in paths:
+        print(f"  {path}")
+
+
 # ---------------------------------------------------------------------- argument parsing
 
 def build_parser() -> argparse.ArgumentParser:
@@ -181,6 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("demo", cmd_demo, "generate three 4-bar pieces (MIDI, WAV, PNG) from the bundled checkpoint")
     p.add_argument("--out", default="out/demo")
+    p.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance scale (model card)")
     p.add_argument("--checkpoint", default=None)
     p.add_argument("--seed", type=int, default=0)
 
@@ -202,8 +363,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--transpose", type=int, default=0, help="random transposition range (semitones)")
     p.add_argument("--valid-every", type=int, default=500)
+    p.add_argument("--style-weights", type=float, nargs="+", default=None,
+                   help="relative share of each style in a batch, in data.STYLES order (default: equal)")
     p.add_argument("--snapshots", action="store_true", help="also save OUT_stepN.pt at every validation")
     p.add_argument("--attention", type=int, choices=[0, 1], default=None, help="self-attention at the lowest level")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true")
+
+    p = add("train-classifier", cmd_train_classifier,
+            "train the style/mode classifier that measures control (clean) or guides sampling (noisy)")
+    p.add_argument("--kind", choices=["clean", "noisy"], required=True)
+    p.add_argument("--out", default=None, help="default: assets/checkpoints/classifier_KIND.pt (+ a model card .md)")
+    p.add_argument("--corpora", nargs="+", default=["bach", "folk"])
+    p.add_argument("--schedule", choices=["linear", "cosine", "sigmoid"], default="cosine",
+                   help="noisy: the diffusion model's schedule")
+    p.add_argument("--timesteps", type=int, default=1000)
+    p.add_argument("--channels", type=int, default=32)
+    p.add_argument("--steps", type=int, default=1500)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true")
 
@@ -221,6 +399,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--stem", default="sample")
     p.add_argument("--quiet", action="store_true")
+    task = p.add_mutually_exclusive_group()  # lesson 6: tasks on the user's own MIDI files (4/4)
+    task.add_argument("--continue", dest="continue_from", metavar="FILE",
+                      help="keep the first 2 bars of FILE (4 parts, or a melody) and generate bars 3-4")
+    task.add_argument("--infill", metavar="FILE", help="regenerate bars 2-3 of a 4-bar FILE, bars 1 and 4 kept")
+    task.add_argument("--transition", nargs=2, metavar=("A", "B"),
+                      help="A, then a bridge from A's last bar to B's first bar, then B")
+    task.add_argument("--style-transfer", metavar="FILE",
+                      help="re-imagine FILE in --style (noise it part-way, denoise toward the style)")
+    p.add_argument("--strength", type=float, default=0.6,
+                   help="style transfer: how far FILE is noised, 0 (unchanged) .. 1 (from noise)")
 
     p = add("evaluate", cmd_evaluate, "metrics of samples vs the real test split (ceiling) and noise (floor)")
     p.add_argument("--checkpoint", nargs="*", default=None)
@@ -230,6 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--guidance", type=float, default=0.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", default=None, help="also write the table as JSON")
+    p.add_argument("--card", action="store_true", help="store the table in each checkpoint and write CHECKPOINT.md")
 
     p = add("bench", cmd_bench, "sampling speed and real-time factor")
     p.add_argument("--checkpoint", default=None)
@@ -237,6 +426,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--guidance", type=float, default=0.0)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--quick", action="store_true", help="skip DDPM-1000")
+    p = add("soundtrack", cmd_soundtrack, "an adaptive soundtrack for a timeline of game states: MIDI, WAV, PNG "
+            "timeline, real-time factor")
+    p.add_argument("--states", default="exploration:8,battle:8,victory:4",
+                   help="the timeline, STATE:BARS,... (default: exploration:8,battle:8,victory:4)")
+    p.add_argument("--mapping", default=None, help="JSON file {state: {style, mode, density, tempo}} "
+                   "(default: soundtrack.DEFAULT_STATES)")
+    p.add_argument("--out", default="out/soundtrack")
+    p.add_argument("--stem", default="soundtrack")
+    p.add_argument("--checkpoint", default=None)
+    p.add_argument("--steps", type=int, default=20, help="DDIM steps per window")
+    p.add_argument("--keep-bars", type=int, default=2, help="bars of each window kept from the music before")
+    p.add_argument("--transition-bars", type=int, default=1, help="bars regenerated at a state change")
+    p.add_argument("--guidance", type=float, default=0.0, help="classifier-free guidance scale w")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true")
     return parser
 
 

@@ -12,10 +12,11 @@ choice matters more than the network on a CPU budget (lesson 4 compares the two)
                        1 height channel (where in the range, -1 lowest .. +1 highest),
                        1 onset channel (+1 where a note starts, so repeated notes survive),
                        1 active channel (+1 where the voice sounds, -1 for a rest).
-                       x has shape (tracks * 15, steps) = (60, 64) = 3,840 numbers. Decoding takes
-                       the arg-max pitch class and puts it in the octave the height points at, so
-                       the height only needs to be right within ±6 semitones (an eighth of the
-                       range), and a voice can never sound two notes at once.
+                       x has shape (tracks * 15, steps) = (60, 64) = 3,840 numbers. Decoding cuts
+                       each voice into notes at its onsets, takes each note's arg-max pitch class
+                       and puts it in the octave the height points at, so the height only needs
+                       to be right within ±6 semitones (an eighth of the range), and a voice can
+                       never sound two notes at once.
 
 Both decode *any* tensor of the right shape (a noisy x_t, a predicted x0) to a boolean roll, so
 every denoising step can be drawn and played.
@@ -110,7 +111,15 @@ class VoiceEncoding:
         return x.reshape(*batch, tracks * VOICE_CHANNELS, steps)
 
     def decode(self, x) -> np.ndarray:
-        """x (C, S) or (B, C, S) -> bool roll(s) (…, tracks, 2, pitches, steps)."""
+        """x (C, S) or (B, C, S) -> bool roll(s) (…, tracks, 2, pitches, steps).
+
+        Decoding is note by note: the onset and active channels cut each voice into notes (a note
+        starts where the onset channel is positive or the voice starts to sound), and each note
+        gets ONE pitch: the pitch class with the largest summed score over the note's steps, in
+        the octave its mean height points at. So a pitch-class channel that flickers inside a
+        held note cannot chop it into many short notes. Exact on encoded music (there, every pitch
+        change comes with an onset).
+        """
         x = _as_tensor(x).detach().float().cpu()
         spec = self.spec
         if x.shape[-2] != spec.n_tracks * VOICE_CHANNELS:
@@ -119,15 +128,21 @@ class VoiceEncoding:
         batch_shape, steps = x.shape[:-2], x.shape[-1]
         v = x.reshape(-1, spec.n_tracks, VOICE_CHANNELS, steps)  # (B, T, 15, S)
         active = v[:, :, ACTIVE] > 0  # (B, T, S)
-        pitch_class = v[:, :, PITCH_CLASSES].argmax(dim=2)  # (B, T, S)
-        target = self.center + v[:, :, HEIGHT].clamp(-1, 1) * self.half_range
+        was_active = torch.cat([torch.zeros_like(active[..., :1]), active[..., :-1]], dim=-1)
+        onset = active & ((v[:, :, ONSET] > 0) | ~was_active)  # (B, T, S): where notes start
+        note = torch.cumsum(onset.long(), dim=-1) * active  # (B, T, S): note number, 0 = rest
+        weight = active.float()
+        # Per note: summed pitch-class scores (B, T, 12, S+1) and mean height (B, T, S+1), by scatter.
+        pc_sum = torch.zeros(*note.shape[:2], 12, steps + 1).scatter_add_(
+            3, note.unsqueeze(2).expand(-1, -1, 12, -1), v[:, :, PITCH_CLASSES] * weight.unsqueeze(2))
+        height_sum = torch.zeros(*note.shape[:2], steps + 1).scatter_add_(2, note, v[:, :, HEIGHT] * weight)
+        count = torch.zeros(*note.shape[:2], steps + 1).scatter_add_(2, note, weight).clamp(min=1)
+        pitch_class = pc_sum.argmax(dim=2).gather(2, note)  # (B, T, S)
+        target = self.center + (height_sum / count).gather(2, note).clamp(-1, 1) * self.half_range
         lowest = spec.low + (pitch_class - spec.low) % 12  # lowest pitch of that class in range
         octaves = torch.round((target - lowest) / 12).clamp(min=0)
         octaves = torch.minimum(octaves, torch.div(spec.high - 1 - lowest, 12, rounding_mode="floor"))
         pitch = (lowest + 12 * octaves).long()  # (B, T, S)
-        previous = torch.cat([torch.full_like(pitch[..., :1], -1), pitch[..., :-1]], dim=-1)
-        was_active = torch.cat([torch.zeros_like(active[..., :1]), active[..., :-1]], dim=-1)
-        onset = active & ((v[:, :, ONSET] > 0) | ~was_active | (pitch != previous))
         roll = torch.zeros(v.shape[0], spec.n_tracks, 2, spec.n_pitches, steps, dtype=torch.bool)
         index = (pitch - spec.low).clamp(0, spec.n_pitches - 1).unsqueeze(2)  # (B, T, 1, S)
         roll[:, :, music.SUSTAIN].scatter_(2, index, active.unsqueeze(2))

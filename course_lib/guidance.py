@@ -12,17 +12,28 @@ Three ways to ask a diffusion model for *this* kind of music:
   current level (``replace_known``); with ``resample_steps`` > 1 the sampler also steps back up
   (``diffusion.renoise``) and tries again, so the generated part can fit the known part.
 
+- **guidance by a penalty on x̂_0** (lesson 6): a differentiable penalty R(x̂_0) on the model's
+  clean guess, pulled back through the network to x_t (``penalty_gradient``) and used like a
+  classifier's log-probability, log p(rule | x_t) ≈ -R(x̂_0(x_t)). With R = ||m ⊙ (x̂_0 - known)||²
+  (``reconstruction_penalty``) this is *reconstruction guidance* (Ho et al. 2022, "Video Diffusion
+  Models", eq. 7; Chung et al. 2023, DPS): a pull toward the known notes instead of overwriting
+  them. With a penalty on the voice encoding's channels it is *rule guidance* (``key_penalty``:
+  stay in a scale; ``range_penalty``: stay in the voices' ranges; ``density_penalty``: hit a
+  note density); ``combine_penalties`` adds several.
+
 The samplers in ``course_lib.diffusion`` call these when given ``guidance_scale``, ``gradient_fn``
 or ``known``/``known_mask``. Masks are per-sample tensors, (C, L) or (C, H, W), broadcast over the batch.
 """
 from __future__ import annotations
 
 import operator
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 
+from course_lib.encoding import ACTIVE, HEIGHT, ONSET, PITCH_CLASSES, VOICE_CHANNELS, VoiceEncoding
+from course_lib.metrics import SATB_RANGES
 from course_lib.schedules import NoiseSchedule, extract
 
 
@@ -156,3 +167,142 @@ def replace_known(schedule: NoiseSchedule, x: torch.Tensor, known: torch.Tensor,
     known_t = known if t < 0 else q_sample(schedule, known, t, generator=generator)
     return known_mask * known_t + (1.0 - known_mask) * x
 
+
+# --------------------------------------------------------------------------- guidance by a penalty on x̂_0
+# A *penalty* maps the model's clean guess x̂_0 (B, ...) to one non-negative number per sample, (B,),
+# differentiably: 0 where the rule holds. The penalties below are sums over cells (not means), so a
+# guidance scale means about the same whatever the length of the music.
+
+def penalty_gradient(model: torch.nn.Module, schedule: NoiseSchedule, penalty: Callable, scale: float = 1.0,
+                     labels: dict | None = None, *, prediction: str | None = None) -> Callable:
+    """A ``gradient_fn(x_t, t) -> -scale · ∇_{x_t} R(x̂_0(x_t))`` for the samplers.
+
+    The samplers treat it as ∇ log p(y | x_t) with log p(y | x_t) ≈ -scale · R(x̂_0(x_t)), so the
+    step uses ε̂ ← ε̂ + scale · sqrt(1 - ᾱ_t) ∇_{x_t} R (``classifier_guided_eps``): the noise
+    estimate moves *up* the penalty, hence x̂_0 = (x_t - sqrt(1 - ᾱ_t) ε̂) / sqrt(ᾱ_t) moves down it.
+    The gradient is taken through the network (x̂_0 depends on x_t through the model), which is
+    what lets a penalty on the known bars reshape the generated ones. One extra forward and
+    backward pass per step. labels: the (B,) label tensors the model is conditioned on (or None).
+    """
+    from course_lib.diffusion import eps_and_x0_from_output, prediction_type  # imports this module
+
+    kind = prediction_type(model, prediction)
+
+    def gradient_fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        with torch.enable_grad():
+            x = x_t.detach().requires_grad_(True)
+            x0 = eps_and_x0_from_output(schedule, x, t, model(x, t, labels), kind).x0
+            values = penalty(x0)
+            if values.shape != (x.shape[0],):
+                raise ValueError(f"a penalty must return one value per sample, shape ({x.shape[0]},); "
+                                 f"got {tuple(values.shape)}")
+            (gradient,) = torch.autograd.grad(values.sum(), x)  # samples are independent
+        return -scale * gradient
+
+    return gradient_fn
+
+
+def combine_penalties(*weighted: tuple[Callable, float]) -> Callable:
+    """(penalty, weight) pairs -> one penalty x0 -> Σ weight · penalty(x0), shape (B,)."""
+    if not weighted:
+        raise ValueError("give at least one (penalty, weight) pair")
+
+    def combined(x0: torch.Tensor) -> torch.Tensor:
+        return sum(weight * penalty(x0) for penalty, weight in weighted)
+
+    return combined
+
+
+def reconstruction_penalty(known: torch.Tensor, known_mask: torch.Tensor) -> Callable:
+    """R(x̂_0) = ||m ⊙ (x̂_0 - known)||² per sample: how far the model's guess is from the given music.
+
+    known, known_mask: one sample's shape (or the batch's), mask 1 where the music is given."""
+    def penalty(x0: torch.Tensor) -> torch.Tensor:
+        mask = known_mask.to(x0)
+        return (mask * (x0 - known.to(x0))).square().flatten(1).sum(1)
+
+    return penalty
+
+
+# Rule penalties read the VoiceEncoding's channels (course_lib.encoding): per voice, 12 pitch-class
+# channels, then height, onset and active. A cell's weight is how strongly x̂_0 says the voice sounds
+# there, (active + 1) / 2 clipped to [0, 1] and held fixed (detached): the rule steers the notes, it
+# does not silence voices to escape the penalty.
+
+C_MAJOR = (0, 2, 4, 5, 7, 9, 11)  # pitch classes of the C major scale; the course's data are in C
+
+
+def _voices(encoding, x0: torch.Tensor) -> torch.Tensor:
+    """x̂_0 (B, tracks * 15, L) -> (B, tracks, 15, L), after checking it is the voice encoding."""
+    if not isinstance(encoding, VoiceEncoding):
+        raise ValueError(f"rule penalties read the voice encoding's channels; this model uses the "
+                         f"{getattr(encoding, 'name', type(encoding).__name__)!r} encoding")
+    tracks = encoding.spec.n_tracks
+    if x0.ndim != 3 or x0.shape[1] != tracks * VOICE_CHANNELS:
+        raise ValueError(f"x0 has shape {tuple(x0.shape)}; expected (B, {tracks * VOICE_CHANNELS}, steps)")
+    return x0.reshape(x0.shape[0], tracks, VOICE_CHANNELS, x0.shape[-1])
+
+
+def _sounding(voices: torch.Tensor) -> torch.Tensor:
+    return ((voices[:, :, ACTIVE] + 1) / 2).clamp(0, 1).detach()  # (B, tracks, L)
+
+
+def key_penalty(encoding, pitch_classes: Sequence[int] = C_MAJOR, temperature: float = 0.25) -> Callable:
+    """R = Σ_{voice, step} w · P(pitch class outside the scale), P = softmax(x̂_0[pitch classes] / τ).
+
+    The 12 pitch-class channels of a voice (±1 one-hot in clean data) become a soft distribution
+    by a softmax at temperature τ; its mass outside ``pitch_classes`` is the expected share of
+    that cell's note that is out of key, weighted by w, how much the voice sounds there."""
+    outside = torch.ones(12)
+    outside[list(pitch_classes)] = 0.0  # 1 on the pitch classes to avoid
+    if not 0 < outside.sum() < 12:
+        raise ValueError(f"pitch_classes must name some but not all of 0..11, got {list(pitch_classes)}")
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+
+    def penalty(x0: torch.Tensor) -> torch.Tensor:
+        voices = _voices(encoding, x0)
+        p = torch.softmax(voices[:, :, PITCH_CLASSES] / temperature, dim=2)  # (B, tracks, 12, L)
+        out_of_key = torch.einsum("bkcl,c->bkl", p, outside.to(p))  # (B, tracks, L)
+        return (_sounding(voices) * out_of_key).flatten(1).sum(1)
+
+    return penalty
+
+
+def range_penalty(encoding, ranges: dict | None = None) -> Callable:
+    """R = Σ_{voice, step} w · (semitones outside the voice's range / 12)², read off the height channel.
+
+    ranges: {track name: (lowest, highest MIDI pitch)}, default ``metrics.SATB_RANGES``; tracks
+    without an entry may use the whole pitch range. Height h means MIDI pitch center + h · half_range."""
+    ranges = SATB_RANGES if ranges is None else ranges
+    spec = encoding.spec
+    unknown = set(ranges) - set(spec.tracks) - (set(SATB_RANGES) if ranges is SATB_RANGES else set())
+    if unknown:
+        raise ValueError(f"ranges name track(s) {sorted(unknown)} that this model does not have; "
+                         f"its tracks are {spec.tracks}")
+    bounds = torch.tensor([ranges.get(name, (spec.low, spec.high - 1)) for name in spec.tracks], dtype=torch.float32)
+
+    def penalty(x0: torch.Tensor) -> torch.Tensor:
+        voices = _voices(encoding, x0)
+        pitch = encoding.center + voices[:, :, HEIGHT] * encoding.half_range  # (B, tracks, L), MIDI
+        low, high = bounds[:, 0].to(pitch)[None, :, None], bounds[:, 1].to(pitch)[None, :, None]
+        outside = (torch.relu(low - pitch) + torch.relu(pitch - high)) / 12  # octaves outside
+        return (_sounding(voices) * outside.square()).flatten(1).sum(1)
+
+    return penalty
+
+
+def density_penalty(encoding, target: float, temperature: float = 0.25) -> Callable:
+    """R = S · (soft density - target)², S = sounding voices × steps; density as in the dataset's
+    label: onsets per step per sounding voice, with a soft onset σ(x̂_0[onset] / τ) weighted by w."""
+    if not 0.0 <= target <= 1.0:
+        raise ValueError(f"target density must lie in 0..1 (onsets per 16th step per voice), got {target}")
+
+    def penalty(x0: torch.Tensor) -> torch.Tensor:
+        voices = _voices(encoding, x0)
+        weight = _sounding(voices)  # (B, tracks, L)
+        onsets = (weight * torch.sigmoid(voices[:, :, ONSET] / temperature)).flatten(1).sum(1)
+        cells = (weight.amax(dim=2) > 0.5).sum(1).clamp_min(1) * x0.shape[-1]  # sounding voices × steps
+        return cells * (onsets / cells - target).square()
+
+    return penalty

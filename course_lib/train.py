@@ -43,6 +43,7 @@ class TrainConfig:
     label_dropout: float = 0.15  # share of the batch trained with all labels null: ε(x_t, ∅) for CFG
     label_dropout_each: float = 0.1  # then each label alone: any subset of labels can be asked for
     balance_styles: bool = True  # draw each style equally often, however many windows it has
+    style_weights: tuple[float, ...] | None = None  # with balance_styles: relative share per style index
     valid_every: int = 500
     seed: int = 0
     threads: int = 2
@@ -106,8 +107,12 @@ def train(model, schedule, train_data, valid_data=None, config: TrainConfig = Tr
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     weights = torch.ones(len(x))
     if config.balance_styles and "style" in labels:
-        counts = torch.bincount(labels["style"].clamp(min=0))
-        weights = 1.0 / counts[labels["style"].clamp(min=0)].float()
+        style = labels["style"].clamp(min=0)
+        counts = torch.bincount(style)
+        share = torch.tensor(config.style_weights or [1.0] * len(counts), dtype=torch.float32)
+        if len(share) < len(counts):
+            raise ValueError(f"style_weights {config.style_weights} needs one weight per style ({len(counts)})")
+        weights = share[style] / counts[style].float()
     history, running, start = [], [], time.perf_counter()
     bar = tqdm(range(config.steps), disable=not progress, desc="training", unit="step")
     for step in bar:

@@ -22,11 +22,13 @@ def test_a_short_run_lowers_the_loss_and_returns_an_ema_copy(tiny):
     enc, batch, config = tiny
     model = models.build_model(config)
     schedule = schedules.make_schedule("cosine", 100)
+    untrained = train.validation_loss(model, schedule, *batch)
     result = train.train(model, schedule, batch, batch, train.TrainConfig(steps=60, batch_size=16, valid_every=20,
                                                                            warmup=5, ema_decay=0.9, threads=2), progress=False, log=None)
     history = result["history"]
     assert [row["step"] for row in history] == [20, 40, 60]
-    assert history[-1]["valid_loss"] < 0.8 * history[0]["valid_loss"], history
+    assert history[-1]["valid_loss"] < 0.8 * untrained, (untrained, history)
+    assert history[-1]["train_loss"] < history[0]["train_loss"], history
     assert result["ema"] is not model
     assert any(not torch.equal(a, b) for a, b in zip(result["ema"].parameters(), model.parameters()))
 
