@@ -438,7 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=20, help="DDIM steps per window")
     p.add_argument("--keep-bars", type=int, default=2, help="bars of each window kept from the music before")
     p.add_argument("--transition-bars", type=int, default=1, help="bars regenerated at a state change")
-    p.add_argument("--guidance", type=float, default=0.0, help="classifier-free guidance scale w")
+    p.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale w (default 1)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true")
     return parser

@@ -33,7 +33,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from . import guidance, music, pipeline
+from . import guidance, music, pipeline, tasks
 from .metrics import SATB_RANGES, _notes, _ratio, _result, consonance, parallels_per_100, range_adherence
 
 SILENT = -1  # the pitch of a resting voice in pitch arrays
@@ -171,18 +171,16 @@ def melody_to_soprano(melody, spec: music.RollSpec = music.CHORALE, *, to_tonic_
     """A melody as the soprano of an otherwise silent roll for ``spec``; returns (roll, semitones).
 
     melody: a one-track roll (1, 2, pitches, steps), e.g. from ``data.load_corpus("folk")``; a roll
-            for ``spec`` whose first track holds the melody; or a MIDI file (path, bytes,
-            ``PrettyMIDI``) with a single pitched instrument.
+            for ``spec`` whose first track holds the melody; or a MIDI file (path or bytes, read by
+            ``tasks.load_roll``) with a single pitched part.
     to_tonic_c: transpose to tonic C first (``music.estimate_key`` of the whole melody, before
             cropping), as the course's models were trained (the corpora are in C already). Then octaves are chosen to fit the soprano
             range (``metrics.SATB_RANGES``). ``semitones`` is the whole shift applied:
-            ``transpose_folded(result, -semitones, spec)`` takes a harmonization back to the key given.
+            ``tasks.shift_roll(result, -semitones, spec)`` takes a harmonization back to the key given.
     start_bar, bars: crop (default: from ``start_bar`` to the end).
     """
     if not isinstance(melody, np.ndarray) and not torch.is_tensor(melody):
-        midi = music.load_midi(melody)
-        melody = music.midi_to_roll(midi, music.RollSpec(("melody",), spec.low, spec.high, spec.steps_per_beat,
-                                                         spec.beats_per_bar))
+        melody, _ = tasks.load_roll(melody, spec)  # a one-part file lands in track 0
     melody = np.asarray(melody.detach().cpu() if torch.is_tensor(melody) else melody).astype(bool)
     if melody.ndim != 4 or melody.shape[1:3] != (2, spec.n_pitches) or melody.shape[0] not in (1, spec.n_tracks):
         raise ValueError(f"melody has shape {melody.shape}; expected a one-track roll (1, 2, {spec.n_pitches}, steps) "
@@ -214,19 +212,6 @@ def melody_to_soprano(melody, spec: music.RollSpec = music.CHORALE, *, to_tonic_
         raise ValueError(f"the melody spans {highest - lowest} semitones, more than the roll's range "
                          f"{music.pitch_name(spec.low)}..{music.pitch_name(spec.high - 1)}")
     return music.transpose(roll, shift, spec), shift
-
-
-def transpose_folded(roll, semitones: int, spec: music.RollSpec = music.CHORALE) -> np.ndarray:
-    """``roll`` (tracks, 2, pitches, steps) with every note moved by ``semitones``; a note that would
-    leave the roll's pitch range moves by octaves back inside it (``music.transpose`` raises instead).
-    Takes a harmonization back to the key of the melody given to ``melody_to_soprano``."""
-    roll = np.asarray(roll).astype(bool)
-    notes = music.roll_to_notes(roll, spec)  # (N, 4): track, pitch, start, end
-    pitch = notes[:, 1] + semitones
-    pitch = np.where(pitch < spec.low, pitch + OCTAVE * ((spec.low - pitch + OCTAVE - 1) // OCTAVE), pitch)
-    pitch = np.where(pitch >= spec.high, pitch - OCTAVE * ((pitch - spec.high) // OCTAVE + 1), pitch)
-    notes[:, 1] = pitch
-    return music.notes_to_roll(notes, spec, roll.shape[-1])
 
 
 # --------------------------------------------------------------------------- inpainting voices

@@ -204,8 +204,10 @@ def _pick_instruments(midi: pretty_midi.PrettyMIDI, spec: RollSpec) -> list:
     """Match the file's pitched instruments to the spec's tracks, by name first, then in order."""
     pitched = [inst for inst in midi.instruments if not inst.is_drum and inst.notes]
     by_name = {inst.name.strip().lower(): inst for inst in pitched}
-    if all(name in by_name for name in spec.tracks):
-        return [by_name[name] for name in spec.tracks]
+    if len(by_name) == len(pitched) and set(by_name) <= set(spec.tracks):
+        # Every instrument is named after a track (as roll_to_midi writes them): a silent voice is
+        # simply absent from the file, and stays empty in the roll.
+        return [by_name.get(name, pretty_midi.Instrument(0, name=name)) for name in spec.tracks]
     if len(pitched) != spec.n_tracks:
         names = ", ".join(repr(i.name or f"program {i.program}") for i in pitched)
         raise MidiError(f"the file has {len(pitched)} pitched instrument(s) ({names}) but the roll "

@@ -47,6 +47,10 @@ DEFAULT_STATES = {
     "victory": {"style": "bach", "mode": "major", "density": 0.25, "tempo": 100.0},
 }
 BUDGET = 0.10  # generating a bar may take at most this share of the time the bar plays
+# Classifier-free guidance w. Measured with the bundled model (DDIM-20, 12 four-bar chunks per state):
+# w = 0 gives battle density 0.36 for 0.40 asked, 92% minor; w = 1 gives 0.42 and 100% minor, at
+# twice the compute (the batch doubles); w = 2 overshoots the densities (0.46 for 0.40, 0.15 for 0.18).
+GUIDANCE = 1.0
 
 
 # --------------------------------------------------------------------------- states and conditions
@@ -350,7 +354,7 @@ class SoundtrackEngine:
     """
 
     def __init__(self, checkpoint, states: dict | None = None, *, window_bars: int = 4, keep_bars: int = 2,
-                 transition_bars: int = 1, steps: int = 20, guidance_scale: float = 0.0, seed: int = 0,
+                 transition_bars: int = 1, steps: int = 20, guidance_scale: float = GUIDANCE, seed: int = 0,
                  budget: float = BUDGET, sampler: Sampler | None = None, clock: Callable = time.perf_counter):
         if not 0 < keep_bars < window_bars:
             raise ValueError(f"keep_bars must be 1 .. window_bars - 1 = {window_bars - 1}, got {keep_bars}")

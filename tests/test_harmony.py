@@ -148,15 +148,6 @@ def test_melody_to_soprano_from_folk_roll_and_midi():
         harmony.melody_to_soprano(np.zeros((1, 2, 48, 64), bool))
 
 
-def test_transpose_folded():
-    roll = roll_of([[83, 80, S, 60], [S] * 4, [S] * 4, [36, 40, 40, 47]])
-    up = harmony.transpose_folded(roll, 2)
-    assert harmony.voice_pitches(up).tolist() == [[73, 82, S, 62], [S] * 4, [S] * 4, [38, 42, 42, 49]]
-    down = harmony.transpose_folded(roll, -3)
-    assert harmony.voice_pitches(down)[3].tolist() == [45, 37, 37, 44]
-    assert np.array_equal(harmony.transpose_folded(roll, 0), roll)
-
-
 def test_melody_to_soprano_rejects_two_instruments():
     midi = pretty_midi.PrettyMIDI()
     for program in (0, 40):

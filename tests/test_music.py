@@ -192,3 +192,10 @@ def test_estimate_key_agrees_with_music21():
 def test_estimate_key_needs_notes():
     with pytest.raises(ValueError, match="without notes"):
         music.estimate_key(np.zeros((0, 4), dtype=int))
+
+
+def test_a_silent_voice_survives_the_round_trip():
+    table = np.array([[0, 72, 0, 16], [3, 48, 0, 16]])  # soprano and bass only
+    roll = music.notes_to_roll(table, music.CHORALE, 16)
+    back = music.midi_to_roll(_midi_bytes(music.roll_to_midi(roll)))
+    np.testing.assert_array_equal(back, roll)

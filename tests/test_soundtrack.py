@@ -285,8 +285,8 @@ def test_cli_writes_midi_wav_and_timeline(checkpoint_path, tmp_path, capsys):
                      "--out", str(out), "--steps", "2", "--threads", "1", "--quiet"])
     printed = capsys.readouterr().out
     assert code == 0, printed
-    for name in ("soundtrack.mid", "soundtrack.wav", "soundtrack.png"):
-        assert (out / name).stat().st_size > 1000, name
+    for name, least in (("soundtrack.mid", 200), ("soundtrack.wav", 1000), ("soundtrack.png", 1000)):
+        assert (out / name).stat().st_size > least, name
     assert (out / "soundtrack.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "real-time factor" in printed and "battle" in printed
     assert music.midi_to_roll(music.load_midi(str(out / "soundtrack.mid")), SPEC).shape[-1] <= 5 * STEPS

@@ -154,6 +154,7 @@ def continuation_window(previous, keep_bars, window_bars, steps_per_bar):
 
 @variants.correct("continuation_window", "torch.cat of the tail and zeros, with guidance.time_mask")
 def continuation_window(previous, keep_bars, window_bars, steps_per_bar):
+    from course_lib import guidance  # the notebook itself does not import it
     keep = keep_bars * steps_per_bar
     tail = previous[..., -keep:].float()
     known = torch.cat([tail, torch.zeros(previous.shape[0], window_bars * steps_per_bar - keep)], dim=-1)
