@@ -116,7 +116,8 @@ def cmd_train_classifier(args) -> None:
     if noisy:
         card["schedule"] = schedule.to_dict()
         card["test_accuracy_by_t"] = {str(t): classifiers.accuracy(classifier, *test, t=t, schedule=schedule)
-                                      for t in (0, 250, 500, 750, 900)}
+                                      for t in (0, args.timesteps // 4, args.timesteps // 2, 3 * args.timesteps // 4,
+                                                9 * args.timesteps // 10)}
     path = classifiers.save_classifier(out, classifier, encoding, schedule=schedule, card=card)
     path.with_suffix(".md").write_text(classifiers.model_card(card))
     print(classifiers.model_card(card))

@@ -29,6 +29,7 @@ import ast
 import contextlib
 import datetime
 import importlib.util
+import inspect
 import io
 import json
 import os
@@ -258,8 +259,6 @@ class Variant:
 
 def _function_source(fn) -> str:
     """The source of ``fn`` without its decorators, dedented."""
-    import inspect
-
     source = textwrap.dedent(inspect.getsource(fn))
     node = ast.parse(source).body[0]
     return "\n".join(source.splitlines()[node.lineno - 1:]) + "\n"

@@ -39,7 +39,7 @@ from .metrics import SATB_RANGES, _notes, _ratio, _result, consonance, parallels
 SILENT = -1  # the pitch of a resting voice in pitch arrays
 OCTAVE = 12
 PERFECT_INTERVALS = (0, 7)  # unison/octave and fifth, as interval classes mod 12
-WINDOW_BARS = 4  # the bars a model window holds (the course's models are trained on 4-bar windows)
+WINDOW_BARS = tasks.WINDOW_BARS  # the course's models are trained on 4-bar windows
 
 
 # --------------------------------------------------------------------------- reading voices
@@ -174,9 +174,10 @@ def melody_to_soprano(melody, spec: music.RollSpec = music.CHORALE, *, to_tonic_
             for ``spec`` whose first track holds the melody; or a MIDI file (path or bytes, read by
             ``tasks.load_roll``) with a single pitched part.
     to_tonic_c: transpose to tonic C first (``music.estimate_key`` of the whole melody, before
-            cropping), as the course's models were trained (the corpora are in C already). Then octaves are chosen to fit the soprano
-            range (``metrics.SATB_RANGES``). ``semitones`` is the whole shift applied:
-            ``tasks.shift_roll(result, -semitones, spec)`` takes a harmonization back to the key given.
+            cropping), as the course's models were trained (the corpora are in C already). Then
+            octaves are chosen to fit the soprano range (``metrics.SATB_RANGES``). ``semitones`` is
+            the whole shift applied: ``tasks.shift_roll(result, -semitones, spec)`` takes a
+            harmonization back to the key given.
     start_bar, bars: crop (default: from ``start_bar`` to the end).
     """
     if not isinstance(melody, np.ndarray) and not torch.is_tensor(melody):
@@ -185,7 +186,7 @@ def melody_to_soprano(melody, spec: music.RollSpec = music.CHORALE, *, to_tonic_
     if melody.ndim != 4 or melody.shape[1:3] != (2, spec.n_pitches) or melody.shape[0] not in (1, spec.n_tracks):
         raise ValueError(f"melody has shape {melody.shape}; expected a one-track roll (1, 2, {spec.n_pitches}, steps) "
                          f"or a roll (tracks={spec.n_tracks}, 2, {spec.n_pitches}, steps) with the melody in "
-                         "track 0. Read MIDI with music.midi_to_roll(midi, music.MELODY) first.")
+                         "track 0, or the MIDI file itself.")
     if melody.shape[-1] % spec.steps_per_bar:
         raise ValueError(f"the melody has {melody.shape[-1]} steps, not whole bars of {spec.steps_per_bar}")
     total_bars = melody.shape[-1] // spec.steps_per_bar

@@ -79,7 +79,7 @@ def check_states(states: dict) -> dict:
         except ValueError as err:
             raise ValueError(f"state {name!r}: {err}") from None
         tempo = conditions.get("tempo", pipeline.DEFAULT_TEMPO)
-        if not music.MIN_TEMPO <= tempo <= music.MAX_TEMPO:
+        if not isinstance(tempo, (int, float)) or not music.MIN_TEMPO <= tempo <= music.MAX_TEMPO:
             raise ValueError(f"state {name!r}: tempo {tempo} BPM is outside "
                              f"{music.MIN_TEMPO:.0f}..{music.MAX_TEMPO:.0f}")
     return states
@@ -97,8 +97,8 @@ def conditions_for(state: str, states: dict) -> dict:
 
 
 def tempo_for(state: str, states: dict) -> float:
-    if state not in states:
-        raise ValueError(f"unknown game state {state!r}; known states: {_known(states)}")
+    """The state's tempo in BPM (``pipeline.DEFAULT_TEMPO`` if it gives none)."""
+    conditions_for(state, states)  # an unknown state fails here
     return float(states[state].get("tempo", pipeline.DEFAULT_TEMPO))
 
 

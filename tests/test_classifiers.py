@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from course_lib import classifiers as c
-from course_lib import guidance, schedules
+from course_lib import data, guidance, schedules
 from course_lib.encoding import VoiceEncoding
 
 torch.set_num_threads(1)
@@ -148,7 +148,26 @@ def test_bundled_classifiers(kind):
     assert "train-classifier" in card and "test" in card
     ckpt = c.load_bundled(kind)
     assert ckpt.classifier.config.noisy == (kind == "noisy") and not ckpt.classifier.training
-    if kind == "noisy":
+    card = ckpt.meta["card"]
+    if kind == "noisy":  # the lesson's model is cosine, T = 1000; accuracy at t = 0 and averaged over t
         assert ckpt.schedule.to_dict() == schedules.make_schedule("cosine", 1000).to_dict()
-    accuracy = ckpt.meta["card"]["test_accuracy"]
-    assert accuracy["style"] > 0.95 and accuracy["mode"] > 0.7, accuracy
+        assert card["test_accuracy_by_t"]["0"]["mode"] > 0.75 and card["test_accuracy"]["mode"] > 0.65, card
+    else:
+        assert card["test_accuracy"]["style"] > 0.95 and card["test_accuracy"]["mode"] > 0.8, card
+    # and live, on real Bach test windows: four voices, so style is certain; mode mostly right
+    test = data.WindowDataset(data.load_corpus("bach"), "test", VoiceEncoding())
+    x, labels = c._as_tensors(test)
+    live = c.accuracy(ckpt.classifier, x[:96], {k: v[:96] for k, v in labels.items()}, t=0, schedule=ckpt.schedule)
+    assert live["style"] == 1.0 and live["mode"] > 0.7, live
+
+
+def test_cli_trains_saves_and_writes_the_model_card(tmp_path, capsys):
+    from course_lib import cli
+    out = tmp_path / "noisy.pt"
+    assert cli.main(["train-classifier", "--kind", "noisy", "--out", str(out), "--steps", "3", "--corpora", "bach",
+                     "--timesteps", "100", "--threads", "1", "--quiet"]) == 0
+    loaded = c.load_classifier(out)
+    assert loaded.classifier.config.noisy and loaded.schedule.timesteps == 100
+    card = out.with_suffix(".md").read_text()
+    assert f"--kind noisy --out {out} --steps 3" in card and "x_t at t = 0" in card
+    assert "saved" in capsys.readouterr().out

@@ -68,7 +68,8 @@ def test_parallel_count_rules():
     assert harmony.parallel_count([67, 68], [60, 61]) == 1  # chromatic, but still parallel fifths
     assert harmony.parallel_count([67, S, 71], [60, 62, 64]) == 0  # a rest breaks the line
     assert harmony.parallel_count([64, 66], [60, 62]) == 0  # parallel thirds are fine
-    assert np.asarray(harmony.parallel_count(np.array([[67, 69], [64, 65]]), np.array([[60, 62], [60, 62]]))).tolist() == [1, 0]
+    batch = harmony.parallel_count(np.array([[67, 69], [64, 65]]), np.array([[60, 62], [60, 62]]))
+    assert np.asarray(batch).tolist() == [1, 0]
     with pytest.raises(ValueError, match="same shape"):
         harmony.parallel_count([60, 62], [60])
 

@@ -280,24 +280,36 @@ def test_midi_export_keeps_the_notes_and_the_tempo_map(checkpoint):
 
 
 def test_cli_writes_midi_wav_and_timeline(checkpoint_path, tmp_path, capsys):
-    out = tmp_path / "out"
-    code = cli.main(["soundtrack", "--states", "exploration:2,battle:3", "--checkpoint", str(checkpoint_path),
-                     "--out", str(out), "--steps", "2", "--threads", "1", "--quiet"])
+    out, mapping = tmp_path / "out", tmp_path / "states.json"
+    mapping.write_text('{"calm": {"style": "folk", "tempo": 70}, "boss": {"mode": "minor", "density": 0.4}}')
+    code = cli.main(["soundtrack", "--states", "calm:2,boss:3", "--mapping", str(mapping), "--checkpoint",
+                     str(checkpoint_path), "--out", str(out), "--steps", "2", "--threads", "1", "--quiet"])
     printed = capsys.readouterr().out
     assert code == 0, printed
-    for name, least in (("soundtrack.mid", 200), ("soundtrack.wav", 1000), ("soundtrack.png", 1000)):
-        assert (out / name).stat().st_size > least, name
+    for name, size in (("soundtrack.mid", 200), ("soundtrack.wav", 100_000), ("soundtrack.png", 10_000)):
+        assert (out / name).stat().st_size > size, name
     assert (out / "soundtrack.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "real-time factor" in printed and "battle" in printed
-    assert music.midi_to_roll(music.load_midi(str(out / "soundtrack.mid")), SPEC).shape[-1] <= 5 * STEPS
+    assert "real-time factor" in printed and "boss" in printed
+    midi = music.load_midi(str(out / "soundtrack.mid"))
+    assert midi.get_tempo_changes()[1][0] == pytest.approx(70.0, rel=1e-4)
+    back = music.midi_to_roll(midi, SPEC)
+    assert back.shape[-1] <= 5 * STEPS and back.any()
 
 
-@pytest.mark.parametrize("states, words", [("exploration:2,boss:3", "known states: 'exploration'"),
-                                           ("exploration=2", "STATE:BARS")])
-def test_cli_explains_a_bad_timeline(states, words, tmp_path, capsys):
-    code = cli.main(["soundtrack", "--states", states, "--out", str(tmp_path), "--checkpoint", "nowhere.pt"])
+@pytest.mark.parametrize("states, mapping, words", [
+    ("exploration:2,boss:3", None, "known states: 'exploration'"),
+    ("exploration=2", None, "STATE:BARS"),
+    ("calm:2", '{"calm": {"tempo": 70,}}', "not valid JSON"),
+    ("calm:2", '{"calm": {"speed": 70}}', "unknown condition")])
+def test_cli_explains_a_bad_timeline_or_mapping(states, mapping, words, tmp_path, capsys):
+    extra = []
+    if mapping:
+        (tmp_path / "states.json").write_text(mapping)
+        extra = ["--mapping", str(tmp_path / "states.json")]
+    out = tmp_path / "out"
+    code = cli.main(["soundtrack", "--states", states, "--out", str(out), "--checkpoint", "nowhere.pt", *extra])
     assert code == 2 and words in capsys.readouterr().err  # refused before any model is loaded
-    assert not any(tmp_path.iterdir())
+    assert not out.exists()
 
 
 def test_the_player_queues_bars_for_each_pressed_state(checkpoint):

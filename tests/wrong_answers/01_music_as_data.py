@@ -1,7 +1,7 @@
 """Plausible wrong answers and alternative correct answers to lesson 1's exercises.
 
 Each function replaces the exercise's solution cell in the grading kernel (see
-``course_lib.grading.run_probe``), where the notebook's setup cell has imported ``np`` and
+``course_lib.grading.run_probe``), where the notebook has already imported ``np`` and
 ``music``. Every wrong answer must be rejected by the exercise's tests (visible or hidden), every
 correct one accepted by all of them. The imports here only keep linters and readers oriented.
 """

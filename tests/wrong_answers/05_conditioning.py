@@ -82,10 +82,18 @@ def drop_labels(labels, p, generator=None):
     return out
 
 
+@variants.wrong("drop_labels", "a fixed seed inside: the same positions lose their labels in every batch")
+def drop_labels(labels, p, generator=None):
+    batch = len(next(iter(labels.values())))
+    drop = torch.rand(batch, generator=torch.Generator().manual_seed(0)) < p
+    null = guidance.null_labels(labels)
+    return {key: torch.where(drop, null[key], value) for key, value in labels.items()}
+
+
 @variants.correct("drop_labels", "NumPy random numbers, the library's null_labels")
 def drop_labels(labels, p, generator=None):
     batch = len(next(iter(labels.values())))
-    drop = torch.from_numpy(np.random.default_rng(7).random(batch) < p)
+    drop = torch.from_numpy(np.random.default_rng().random(batch) < p)
     null = guidance.null_labels(labels)
     return {key: torch.where(drop, null[key], value) for key, value in labels.items()}
 

@@ -234,7 +234,8 @@ def parallel_fifths_octaves(upper, lower):
     sound = (upper >= 0) & (lower >= 0)
     moving = (np.diff(upper) != 0) | (np.diff(lower) != 0)
     interval = np.abs(upper - lower) % 12
-    return int((sound[:-1] & sound[1:] & moving & (interval[:-1] == interval[1:]) & np.isin(interval[:-1], (0, 7))).sum())
+    return int((sound[:-1] & sound[1:] & moving & (interval[:-1] == interval[1:])
+                & np.isin(interval[:-1], (0, 7))).sum())
 
 
 @variants.wrong("parallel_fifths_octaves", "oblique motion counted (one voice moving is enough)")
@@ -320,7 +321,8 @@ def parallel_fifths_octaves(upper, lower):
     u, l = np.asarray(upper, dtype=int), np.asarray(lower, dtype=int)
     ok = np.minimum(np.minimum(u[:-1], u[1:]), np.minimum(l[:-1], l[1:])) >= 0
     ic = np.mod(np.abs(u - l), 12)
-    return int(np.count_nonzero(ok & (np.diff(u) * np.diff(l) > 0) & (ic[1:] == ic[:-1]) & ((ic[:-1] == 0) | (ic[:-1] == 7))))
+    perfect = (ic[1:] == ic[:-1]) & ((ic[:-1] == 0) | (ic[:-1] == 7))
+    return int(np.count_nonzero(ok & (np.diff(u) * np.diff(l) > 0) & perfect))
 
 
 # --------------------------------------------------------------------------- all_but_track_mask
