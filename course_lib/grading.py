@@ -654,6 +654,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     os.environ.update(isolated_environment(args.workdir / "home"))
+    # One thread per kernel, as in CI (tests/conftest.py): lessons are graded two at a time, and a
+    # kernel with as many threads as cores slows to a crawl beside another one.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("MKL_NUM_THREADS", "1")
     lessons = args.lessons or find_lessons(root)
     count = 0
     reports = verify_lessons(lessons, root, args.workdir, args.jobs, grade_release=not args.skip_release)
