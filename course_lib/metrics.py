@@ -405,6 +405,17 @@ def format_table(columns: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+def format_rows(rows: dict[str, dict], first: str = "") -> str:
+    """{row name: {column: value}} as an aligned text table, one row per set (``format_table`` has one
+    column per set); floats to 3 decimals."""
+    columns = list(dict.fromkeys(c for row in rows.values() for c in row))
+    cell = lambda v: f"{v:.3f}" if isinstance(v, float) else "-" if v is None else str(v)  # noqa: E731
+    table = [[first, *columns]] + [[name, *(cell(row.get(c)) for c in columns)] for name, row in rows.items()]
+    widths = [max(len(r[k]) for r in table) for k in range(len(columns) + 1)]
+    return "\n".join("  ".join(v.ljust(w) if k == 0 else v.rjust(w) for k, (v, w) in enumerate(zip(r, widths)))
+                     for r in table)
+
+
 # The project's quality bar: a floor for some metrics, "within 15% of real music" for others.
 QUALITY_BAR = {"monophony": ("at least", 0.95), "range": ("at least", 0.95),
                "pitch_class_overlap": ("at least", 0.90), "consonance": ("within", 0.15),

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from . import data, diffusion, guidance, music, pipeline
+from .metrics import format_rows  # noqa: F401 (the tables below are printed with it)
 
 LABEL_KEYS = ("style", "mode", "density")  # what the model is conditioned on
 CONDITION_KEYS = LABEL_KEYS + ("tempo",)  # tempo is playback only: the model works in steps
@@ -465,33 +466,48 @@ class SoundtrackEngine:
 
 # --------------------------------------------------------------------------- did the music do as asked?
 
-def condition_report(soundtrack: Soundtrack, states: dict | None = None) -> dict[str, dict]:
-    """Per state: the conditions asked for and what its bars measure, labelled the way the training
-    windows were (``data.window_labels``: density = onsets per step per sounding voice, mode by key
-    analysis), over chunks of up to 4 bars of the state (transition bars left out)."""
-    states = DEFAULT_STATES if states is None else states
-    spb, report = soundtrack.spec.steps_per_bar, {}
+def state_chunks(soundtrack: Soundtrack, chunk_bars: int = 4) -> dict[str, list[np.ndarray]]:
+    """Per state, its bars (transition bars left out) in chunks of up to ``chunk_bars`` bars: rolls
+    (tracks, 2, pitches, <= chunk_bars * steps_per_bar), the units its conditions are measured on."""
+    spb, chunks = soundtrack.spec.steps_per_bar, {}
     for state in dict.fromkeys(soundtrack.states):
         bars = [b for b in range(soundtrack.bars) if soundtrack.states[b] == state and not soundtrack.transition[b]]
-        densities, minor = [], []
-        for chunk in (bars[i:i + 4] for i in range(0, len(bars), 4)):
-            roll = np.concatenate([soundtrack.roll[..., b * spb:(b + 1) * spb] for b in chunk], axis=-1)
-            notes = music.roll_to_notes(roll, soundtrack.spec)
-            if len(notes):
-                labels = data.window_labels(notes, roll.shape[-1], "bach")
-                densities.append(labels["density"])
-                minor.append(labels["mode"] == 1)
-        asked = states.get(state, {})
+        chunks[state] = [np.concatenate([soundtrack.roll[..., b * spb:(b + 1) * spb] for b in bars[i:i + chunk_bars]],
+                                        axis=-1) for i in range(0, len(bars), chunk_bars)]
+    return chunks
+
+
+def chunk_labels(chunks, spec: music.RollSpec = music.CHORALE) -> dict[str, np.ndarray]:
+    """The labels the training windows would get (``data.window_labels``: density = onsets per step
+    per sounding voice, mode by key analysis) for each roll with notes: {"density", "minor"} (N,)."""
+    densities, minor = [], []
+    for roll in chunks:
+        notes = music.roll_to_notes(roll, spec)
+        if len(notes):
+            labels = data.window_labels(notes, roll.shape[-1], "bach")
+            densities.append(labels["density"])
+            minor.append(labels["mode"] == 1)
+    return {"density": np.array(densities, dtype=float), "minor": np.array(minor, dtype=bool)}
+
+
+def condition_report(soundtrack: Soundtrack, states: dict | None = None) -> dict[str, dict]:
+    """Per state: the conditions asked for and what its bars measure (``chunk_labels`` over
+    ``state_chunks``: chunks of up to 4 bars, transition bars left out)."""
+    states = DEFAULT_STATES if states is None else states
+    report = {}
+    for state, chunks in state_chunks(soundtrack).items():
+        measured, asked = chunk_labels(chunks, soundtrack.spec), states.get(state, {})
+        n = len(measured["density"])
         report[state] = {"density asked": asked.get("density", math.nan),
-                         "density": float(np.mean(densities)) if densities else math.nan,
-                         "mode asked": asked.get("mode"), "minor share": float(np.mean(minor)) if minor else math.nan,
-                         "chunks": len(densities)}
+                         "density": float(measured["density"].mean()) if n else math.nan,
+                         "mode asked": asked.get("mode"),
+                         "minor share": float(measured["minor"].mean()) if n else math.nan, "chunks": n}
     return report
 
 
-def seam_report(soundtrack: Soundtrack, reference_rolls=()) -> dict[str, dict]:
-    """|pitch jump| per voice at the state changes and at the starts of transition bridges, against
-    the soundtrack's other bar lines and the bar lines of real music (``reference_rolls``)."""
+def seam_jumps_by_kind(soundtrack: Soundtrack) -> dict[str, np.ndarray]:
+    """Every voice's |pitch jump| (``seam_jumps``, NaN where it rests) at the state changes, at the
+    starts of transition bridges and at the soundtrack's other bar lines: {kind: (N,) floats}."""
     spb, spec = soundtrack.spec.steps_per_bar, soundtrack.spec
     changes = set(soundtrack.state_changes())
     bridges = {b for b in np.flatnonzero(soundtrack.transition) if b == 0 or not soundtrack.transition[b - 1]}
@@ -500,11 +516,16 @@ def seam_report(soundtrack: Soundtrack, reference_rolls=()) -> dict[str, dict]:
     def at(bars):
         return np.concatenate([seam_jumps(soundtrack.roll, b * spb, spec) for b in bars] or [np.zeros(0)])
 
-    rows = {"state changes": jump_summary(at(sorted(changes))),
-            "bridge starts": jump_summary(at(sorted(bridges))),
-            "other bar lines": jump_summary(at(other))}
+    return {"state changes": at(sorted(changes)), "bridge starts": at(sorted(bridges)),
+            "other bar lines": at(other)}
+
+
+def seam_report(soundtrack: Soundtrack, reference_rolls=()) -> dict[str, dict]:
+    """``jump_summary`` of the jumps at the state changes, at the starts of transition bridges and at
+    the soundtrack's other bar lines, against the bar lines of real music (``reference_rolls``)."""
+    rows = {kind: jump_summary(jumps) for kind, jumps in seam_jumps_by_kind(soundtrack).items()}
     if len(reference_rolls):
-        rows["real music bar lines"] = jump_summary(bar_line_jumps(reference_rolls, spec))
+        rows["real music bar lines"] = jump_summary(bar_line_jumps(reference_rolls, soundtrack.spec))
     return rows
 
 
@@ -512,13 +533,3 @@ def reference_rolls(corpus: str = "bach", split: str = "test") -> list[np.ndarra
     """Whole pieces of a corpus split as rolls: the real music seams are compared with."""
     loaded = data.load_corpus(corpus)
     return [loaded.roll(i) for i in range(len(loaded)) if loaded.split_of(i) == split]
-
-
-def format_rows(rows: dict[str, dict], first: str = "") -> str:
-    """{row name: {column: value}} as an aligned text table (floats to 3 decimals)."""
-    columns = list(dict.fromkeys(c for row in rows.values() for c in row))
-    cell = lambda v: f"{v:.3f}" if isinstance(v, float) else "-" if v is None else str(v)  # noqa: E731
-    table = [[first, *columns]] + [[name, *(cell(row.get(c)) for c in columns)] for name, row in rows.items()]
-    widths = [max(len(r[k]) for r in table) for k in range(len(columns) + 1)]
-    return "\n".join("  ".join(v.ljust(w) if k == 0 else v.rjust(w) for k, (v, w) in enumerate(zip(r, widths)))
-                     for r in table)
