@@ -1,0 +1,28 @@
+"""The benchmark scripts in benchmarks/ run end to end (their --quick mode: tiny n, 2 DDIM steps) and
+print every table they promise. Their figures are measured by running them in full, not here."""
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def load(name):
+    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("guided_tasks", ["1. Seams", "infill: replacement", "splice of independent samples", "2. Transitions",
+                      "bridges, at their two seams", "3. Rule guidance", "key: C major"]),
+    ("soundtrack", ["real-time factor", "budget 10%", "state changes", "real chorales, every bar line",
+                    "style as asked", "battle"]),
+])
+def test_quick_run_prints_every_table(name, expected, capsys):
+    assert load(name).main(["--quick"]) == 0
+    printed = capsys.readouterr().out
+    missing = [text for text in expected if text not in printed]
+    assert not missing, f"{name} printed no {missing}:\n{printed}"
