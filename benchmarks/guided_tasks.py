@@ -8,7 +8,7 @@
 3. Rules: the share of notes in C major, of soprano notes in C4-C5, and the distance of the note
    density from a target, without and with rule guidance (``guidance.key_penalty``, ...).
 
-    python benchmarks/guided_tasks.py             # n = 64 windows, DDIM-20, 1 thread
+    python benchmarks/guided_tasks.py             # n = 256 windows, DDIM-20, 1 thread (~3 min)
     python benchmarks/guided_tasks.py --quick     # n = 4, DDIM-2: only checks that it runs
 
 Every figure is for the bundled checkpoint (``pipeline.load()``), seeds fixed.
@@ -105,7 +105,7 @@ def rules(ckpt, n: int, steps: int) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--n", type=int, default=64, help="windows per row")
+    parser.add_argument("--n", type=int, default=256, help="windows per row")
     parser.add_argument("--steps", type=int, default=20, help="DDIM steps")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--quick", action="store_true", help="n = 4, 2 steps: a smoke test")
