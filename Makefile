@@ -3,7 +3,7 @@
 #   make test   set up (Python and system packages), then run the whole test suite
 #   make lab    set up, then open JupyterLab on lessons/
 #   make release  regenerate lessons/ from solutions/ with nbgrader (instructors)
-#   make bench  print the speed and quality figures (sampling, guided tasks, soundtrack)
+#   make bench  print the speed and quality figures (sampling, control, guided tasks, soundtrack)
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -47,6 +47,7 @@ data: setup
 
 bench: setup
 	$(PY) -m course_lib bench
+	$(PY) benchmarks/control.py
 	$(PY) benchmarks/guided_tasks.py
 	$(PY) benchmarks/soundtrack.py
 

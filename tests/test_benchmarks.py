@@ -18,6 +18,8 @@ def load(name):
 @pytest.mark.parametrize("name, expected", [
     ("guided_tasks", ["1. Seams", "infill: replacement", "splice of independent samples", "2. Transitions",
                       "bridges, at their two seams", "3. Rule guidance", "key: C major"]),
+    ("control", ["real test windows", "no labels", "classifier-free, w=8", "classifier, s=30 (no labels)",
+                 "diversity"]),
     ("soundtrack", ["real-time factor", "budget 10%", "state changes", "real chorales, every bar line",
                     "style as asked", "battle"]),
 ])
