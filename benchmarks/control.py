@@ -10,8 +10,9 @@ at each scale, with the same seeds across scales:
 
 The judges: the bundled *clean* classifier (style and mode accuracy against the request) and
 music21's key analysis (mode). Diversity: the mean share of differing entries of the voice
-encoding between two samples of the same request. Fidelity: the KL divergence of the pitch-class
-histogram from real test windows with the same labels.
+encoding between two samples of the same request (for "no labels", samples that share a seed
+group: they mix styles, hence the higher figure). Fidelity: the KL divergence of the pooled
+pitch-class histogram from that of real test windows with the same mix of labels.
 
     python benchmarks/control.py                    # 64 samples per request = 256 per scale, DDIM-25
     python benchmarks/control.py --quick            # 2 per request, DDIM-2: only checks that it runs
