@@ -53,6 +53,13 @@ def voice_pitches(roll, spec):
     return np.where(sounding, spec.low + np.arange(spec.n_pitches)[None, :, None], -1).max(axis=1).T
 
 
+@variants.wrong("voice_pitches", "the pitch axis read upside down (spec.high - 1 - index)")
+def voice_pitches(roll, spec):
+    sounding = roll[:, music.SUSTAIN].astype(bool)
+    midi_pitch = spec.high - 1 - np.arange(spec.n_pitches)
+    return np.where(sounding, midi_pitch[None, :, None], -1).max(axis=1)
+
+
 @variants.correct("voice_pitches", "arg-max of the reversed pitch axis, rests masked")
 def voice_pitches(roll, spec):
     sounding = np.asarray(roll)[:, 1] > 0.5
@@ -71,6 +78,12 @@ def voice_pitches(roll, spec):
                     out[k][s] = spec.low + i  # the last (highest) one wins
     return np.array(out)
 
+
+@variants.correct("voice_pitches", "floats, -1.0 for a rest (the values are what count)")
+def voice_pitches(roll, spec):
+    sounding = roll[:, music.SUSTAIN].astype(bool)
+    midi_pitch = (spec.low + np.arange(sounding.shape[1])).astype(float)
+    return np.where(sounding, midi_pitch[None, :, None], -1.0).max(axis=1)
 
 # --------------------------------------------------------------------------- voice_crossing_rate
 
@@ -125,6 +138,23 @@ def voice_crossing_rate(pitches):
     return float((both & (lower > upper)).sum() / max(1, both.sum()))
 
 
+@variants.wrong("voice_crossing_rate", "the mean of each pair's rate, not one pooled rate")
+def voice_crossing_rate(pitches):
+    rates = []
+    for k in range(len(pitches) - 1):
+        both = (pitches[k] >= 0) & (pitches[k + 1] >= 0)
+        if both.any():
+            rates.append((both & (pitches[k + 1] > pitches[k])).sum() / both.sum())
+    return float(np.mean(rates)) if rates else float("nan")
+
+
+@variants.wrong("voice_crossing_rate", "only the upper voice's rests skipped")
+def voice_crossing_rate(pitches):
+    upper, lower = pitches[:-1], pitches[1:]
+    sounding = upper >= 0
+    return float((sounding & (lower > upper)).sum() / sounding.sum()) if sounding.any() else float("nan")
+
+
 @variants.correct("voice_crossing_rate", "np.diff down the voices, masked mean")
 def voice_crossing_rate(pitches):
     pitches = np.asarray(pitches)
@@ -143,6 +173,12 @@ def voice_crossing_rate(pitches):
                 crossed += b > a
     return crossed / compared if compared else float("nan")
 
+
+@variants.correct("voice_crossing_rate", "a NumPy float32 and np.nan")
+def voice_crossing_rate(pitches):
+    p = np.asarray(pitches)
+    both = (p[:-1] >= 0) & (p[1:] >= 0)
+    return np.float32((both & (p[1:] > p[:-1])).sum() / both.sum()) if both.any() else np.nan
 
 # --------------------------------------------------------------------------- spacing_violation_rate
 
@@ -184,6 +220,30 @@ def spacing_violation_rate(pitches, limit=12):
     upper, lower = pitches[0], pitches[1]
     both = (upper >= 0) & (lower >= 0)
     return float((both & (upper - lower > limit)).sum() / both.sum()) if both.any() else float("nan")
+
+
+@variants.wrong("spacing_violation_rate", "absolute distance: a wide crossing counted as wide spacing")
+def spacing_violation_rate(pitches, limit=12):
+    upper, lower = pitches[:-2], pitches[1:-1]
+    both = (upper >= 0) & (lower >= 0)
+    return float((both & (np.abs(upper - lower) > limit)).sum() / both.sum()) if both.any() else float("nan")
+
+
+@variants.wrong("spacing_violation_rate", "the mean of each pair's rate, not one pooled rate")
+def spacing_violation_rate(pitches, limit=12):
+    rates = []
+    for k in range(len(pitches) - 2):
+        both = (pitches[k] >= 0) & (pitches[k + 1] >= 0)
+        if both.any():
+            rates.append((both & (pitches[k] - pitches[k + 1] > limit)).sum() / both.sum())
+    return float(np.mean(rates)) if rates else float("nan")
+
+
+@variants.wrong("spacing_violation_rate", "0 instead of nan when nothing can be compared")
+def spacing_violation_rate(pitches, limit=12):
+    upper, lower = pitches[:-2], pitches[1:-1]
+    both = (upper >= 0) & (lower >= 0)
+    return float((both & (upper - lower > limit)).sum() / max(1, both.sum()))
 
 
 @variants.correct("spacing_violation_rate", "np.diff, then drop the lowest pair")
@@ -303,6 +363,26 @@ def parallel_fifths_octaves(upper, lower):
     return int((same & (interval[:-1] == interval[1:]) & np.isin(interval[:-1], (0, 7))).sum())
 
 
+@variants.wrong("parallel_fifths_octaves", "only the upper voice's rests checked")
+def parallel_fifths_octaves(upper, lower):
+    upper, lower = np.asarray(upper), np.asarray(lower)
+    sound = upper >= 0
+    move_u, move_l = np.diff(upper), np.diff(lower)
+    interval = np.abs(upper - lower) % 12
+    same = (move_u != 0) & (np.sign(move_u) == np.sign(move_l))
+    return int((sound[:-1] & sound[1:] & same & (interval[:-1] == interval[1:]) & np.isin(interval[:-1], (0, 7))).sum())
+
+
+@variants.wrong("parallel_fifths_octaves", "rests checked on step s only, not on s+1")
+def parallel_fifths_octaves(upper, lower):
+    upper, lower = np.asarray(upper), np.asarray(lower)
+    sound = (upper >= 0) & (lower >= 0)
+    move_u, move_l = np.diff(upper), np.diff(lower)
+    interval = np.abs(upper - lower) % 12
+    same = (move_u != 0) & (np.sign(move_u) == np.sign(move_l))
+    return int((sound[:-1] & same & (interval[:-1] == interval[1:]) & np.isin(interval[:-1], (0, 7))).sum())
+
+
 @variants.correct("parallel_fifths_octaves", "a loop over consecutive pairs of steps")
 def parallel_fifths_octaves(upper, lower):
     count = 0
@@ -324,6 +404,14 @@ def parallel_fifths_octaves(upper, lower):
     perfect = (ic[1:] == ic[:-1]) & ((ic[:-1] == 0) | (ic[:-1] == 7))
     return int(np.count_nonzero(ok & (np.diff(u) * np.diff(l) > 0) & perfect))
 
+
+@variants.correct("parallel_fifths_octaves", "a NumPy integer from np.sum")
+def parallel_fifths_octaves(upper, lower):
+    u, l = np.asarray(upper), np.asarray(lower)
+    ic = np.abs(u - l) % 12
+    sound = (u[:-1] > -1) & (u[1:] > -1) & (l[:-1] > -1) & (l[1:] > -1)
+    similar = (np.diff(u) != 0) & (np.sign(np.diff(u)) == np.sign(np.diff(l)))
+    return np.sum(sound & similar & (ic[:-1] == ic[1:]) & ((ic[1:] == 0) | (ic[1:] == 7)))
 
 # --------------------------------------------------------------------------- all_but_track_mask
 
@@ -377,6 +465,13 @@ def all_but_track_mask(encoding, track, bars=4):
     return mask
 
 
+@variants.wrong("all_but_track_mask", "a batch axis in front (1, C, steps)")
+def all_but_track_mask(encoding, track, bars=4):
+    mask = torch.ones(1, *encoding.shape(bars))
+    mask[:, encoding.track_channels(track)] = 0.0
+    return mask
+
+
 @variants.correct("all_but_track_mask", "1 - guidance.track_mask")
 def all_but_track_mask(encoding, track, bars=4):
     return 1.0 - guidance.track_mask(encoding.shape(bars), encoding.track_channels(track))
@@ -388,3 +483,10 @@ def all_but_track_mask(encoding, track, bars=4):
     channel = torch.arange(shape[0]).reshape(-1, *[1] * (len(shape) - 1))
     generated = torch.isin(channel, torch.tensor(encoding.track_channels(track)))
     return (~generated).float().expand(shape).clone()
+
+
+@variants.correct("all_but_track_mask", "a boolean tensor (True = known)")
+def all_but_track_mask(encoding, track, bars=4):
+    mask = torch.ones(encoding.shape(bars), dtype=torch.bool)
+    mask[encoding.track_channels(track)] = False
+    return mask
