@@ -27,7 +27,7 @@ import time
 import numpy as np
 import torch
 
-from course_lib import classifiers, data, guidance, metrics, pipeline
+from course_lib import classifiers, data, metrics, pipeline
 from course_lib.encoding import VoiceEncoding
 
 REQUESTS = [(style, mode) for style in data.STYLES for mode in pipeline.MODES]
@@ -109,12 +109,9 @@ def main(argv=None) -> int:
     run("no labels", style=None, mode=None)
     for w in CFG_SCALES:
         run(f"classifier-free, w={w:g}", style=styles, mode=modes, guidance_scale=w)
-    guide.classifier.eval()
     for s in CLASSIFIER_SCALES[1:]:
-        towards_style = guidance.classifier_gradient(guide.classifier.head("style"), torch.as_tensor(wanted["style"]), s)
-        towards_mode = guidance.classifier_gradient(guide.classifier.head("mode"), torch.as_tensor(wanted["mode"]), s)
-        run(f"classifier, s={s:g} (no labels)", style=None, mode=None,
-            gradient_fn=lambda x_t, t, a=towards_style, b=towards_mode: a(x_t, t) + b(x_t, t))
+        run(f"classifier, s={s:g} (no labels)", style=None, mode=None, gradient_fn=classifiers.steer(
+            guide, s, style=torch.as_tensor(wanted["style"]), mode=torch.as_tensor(wanted["mode"])))
     print("\nShare of samples heard as asked (style, mode), diversity within a request, pitch-class KL to real")
     print(metrics.format_rows(rows, "samples"))
     return 0

@@ -34,6 +34,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -341,6 +342,35 @@ def load_bundled(kind: str = "clean") -> ClassifierCheckpoint:
     if kind not in BUNDLED:
         raise ValueError(f"kind must be one of {list(BUNDLED)}, not {kind!r}")
     return load_classifier(BUNDLED[kind])
+
+
+def steer(classifier_checkpoint: ClassifierCheckpoint, scale: float, **targets) -> Callable:
+    """Classifier guidance toward target classes: a sampler ``gradient_fn(x_t, t)`` returning
+    scale · Σ_head ∇_{x_t} log p(target_head | x_t) (Dhariwal & Nichol 2021, eq. 14 with ε̂ shifted by
+    -sqrt(1 - ᾱ_t) times it; ``guidance.classifier_gradient`` per head).
+
+    classifier_checkpoint: the *noisy* classifier (``load_bundled("noisy")``); check it matches the
+    model's schedule with ``check_schedule``. targets: head=class, e.g. ``style="folk", mode="minor"``;
+    a class is its name, its index, or a LongTensor (B,) of indices, one per sample.
+    """
+    from .guidance import classifier_gradient
+
+    if classifier_checkpoint.schedule is None:
+        check_schedule(classifier_checkpoint, None)  # raises: a clean classifier cannot guide
+    classifier = classifier_checkpoint.classifier.eval()
+    if not targets:
+        raise ValueError(f"name at least one target, e.g. style='folk'; this classifier has heads "
+                         f"{list(classifier.config.heads)}")
+    pulls = []
+    for head, target in targets.items():
+        if head not in classifier.config.heads:
+            raise ValueError(f"this classifier has heads {list(classifier.config.heads)}, not {head!r}")
+        if isinstance(target, str):
+            if target not in CLASSES[head]:
+                raise ValueError(f"{head} must be one of {list(CLASSES[head])}, not {target!r}")
+            target = CLASSES[head].index(target)
+        pulls.append(classifier_gradient(classifier.head(head), torch.as_tensor(target), scale))
+    return lambda x_t, t: sum(pull(x_t, t) for pull in pulls)
 
 
 def model_card(card: dict) -> str:

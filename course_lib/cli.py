@@ -179,9 +179,9 @@ def _task_rolls(ckpt, args) -> tuple[np.ndarray, list[str]]:
         rolls = np.stack([tasks.stitch(roll_c, bridge, roll_b, 1, spec) for bridge in bridges])
         what = f"{name}, a 2-bar bridge, then {Path(paths[1]).name}"
     else:
-        options["style"] = args.style
-        rolls = tasks.style_transfer(ckpt, roll_c, n=n, strength=args.strength, **options).rolls
-        what = f"{name} toward {args.style} (strength {args.strength:g})"
+        rolls = tasks.style_transfer(ckpt, roll_c, n=n, strength=args.strength, by=args.by,
+                                     classifier_scale=args.classifier_scale, **options).rolls
+        what = f"{name} toward {args.style} by {args.by} (strength {args.strength:g})"
     rolls = np.stack([tasks.shift_roll(r, -shift, spec) for r in rolls])
     return rolls, [f"{what} (seed {args.seed}, sample {i})" for i in range(n)]
 
@@ -410,6 +410,11 @@ def build_parser() -> argparse.ArgumentParser:
                       help="re-imagine FILE in --style (noise it part-way, denoise toward the style)")
     p.add_argument("--strength", type=float, default=0.6,
                    help="style transfer: how far FILE is noised, 0 (unchanged) .. 1 (from noise)")
+    p.add_argument("--by", choices=("label", "classifier", "both"), default="label",
+                   help="style transfer toward --style by the model's label, the noisy classifier's gradient "
+                        "(classifier guidance, labels null) or both")
+    p.add_argument("--classifier-scale", type=float, default=30.0,
+                   help="style transfer --by classifier/both: the classifier guidance scale s")
 
     p = add("evaluate", cmd_evaluate, "metrics of samples vs the real test split (ceiling) and noise (floor)")
     p.add_argument("--checkpoint", nargs="*", default=None)

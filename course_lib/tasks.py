@@ -32,7 +32,7 @@ from typing import Callable, NamedTuple, Sequence
 import numpy as np
 import torch
 
-from . import diffusion, guidance, music, pipeline
+from . import data, diffusion, guidance, music, pipeline
 from .train import Checkpoint
 
 WINDOW_BARS = 4  # the bundled model was trained on 4-bar windows
@@ -206,11 +206,36 @@ def regenerate(checkpoint: Checkpoint, roll, n: int = 1, *, strength: float = 0.
     return _result(checkpoint, x, region * float(strength > 0))
 
 
+STYLE_TRANSFER_BY = ("label", "classifier", "both")
+
+
 def style_transfer(checkpoint: Checkpoint, roll, style: str, n: int = 1, *, strength: float = 0.6,
-                   **options) -> TaskResult:
-    """The roll re-imagined in another ``style`` ("bach" or "folk"): SDEdit of the whole roll with the
-    target style's label (add guidance_scale= for classifier-free guidance toward it)."""
-    return regenerate(checkpoint, roll, n, strength=strength, style=style, **options)
+                   by: str = "label", classifier=None, classifier_scale: float = 30.0, **options) -> TaskResult:
+    """The roll re-imagined in another ``style`` ("bach" or "folk"): SDEdit of the whole roll, denoised
+    toward the style
+
+    - by its **label** (the model conditioned on ``style``; add guidance_scale= for classifier-free
+      guidance toward it),
+    - by a **classifier** target (every label null; the noisy classifier's ∇ log p(style | x_t), scaled
+      by ``classifier_scale``, steers each step: ``classifiers.steer``), or by **both**.
+
+    classifier: a noisy ``classifiers.ClassifierCheckpoint`` (default: the bundled one). The label
+    changes texture at moderate strengths (a chorale becomes a folk melody from strength ~0.6); the
+    classifier alone needs more (measured on 4 chorales toward folk, scale 30: 0/8 samples at 0.8,
+    7/8 at 0.9, 8/8 at 0.95), since what SDEdit keeps is the layout of the voices."""
+    if by not in STYLE_TRANSFER_BY:
+        raise ValueError(f"by must be one of {STYLE_TRANSFER_BY}, not {by!r}")
+    if style not in data.STYLES:
+        raise ValueError(f"style transfer needs a target style, one of {list(data.STYLES)}; got {style!r}")
+    if by != "label":
+        from . import classifiers
+
+        classifier = classifier or classifiers.load_bundled("noisy")
+        classifiers.check_schedule(classifier, checkpoint.schedule)
+        pull, other = classifiers.steer(classifier, classifier_scale, style=style), options.pop("gradient_fn", None)
+        options["gradient_fn"] = pull if other is None else (lambda x_t, t: pull(x_t, t) + other(x_t, t))
+    options["style"] = None if by == "classifier" else style
+    return regenerate(checkpoint, roll, n, strength=strength, **options)
 
 
 def continuation(checkpoint: Checkpoint, roll, n: int = 1, *, given_bars: int = 2, bars: int = WINDOW_BARS,

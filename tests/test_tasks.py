@@ -113,6 +113,45 @@ def test_sdedit_at_strength_zero_returns_the_input_and_small_strength_stays_clos
         tasks.regenerate(ckpt, real[0], strength=1.5)
 
 
+def test_style_transfer_toward_a_classifier_target_moves_the_style(ckpt, real):
+    """by="classifier": labels null, the noisy classifier pulls toward folk; the clean one hears it.
+    Four voices to one is a change of texture, which SDEdit keeps up to high strengths (measured with
+    scale 30: folk 0/8 at strength 0.8, 7/8 at 0.9, 8/8 at 0.95; 0/8 without the pull)."""
+    from course_lib import classifiers
+    judge = classifiers.load_bundled("clean")
+    chorales = ckpt.encoding.decode(ckpt.encoding.encode(real))  # 4 real chorales, as the model sees them
+
+    def folk_share(**options):
+        rolls = np.concatenate([tasks.style_transfer(ckpt, roll, "folk", 2, strength=0.95, steps=10, seed=1,
+                                                     **options).rolls for roll in chorales])
+        return np.mean(classifiers.classify_rolls(judge.classifier, judge.encoding, rolls)["style"] == 1)
+
+    assert folk_share(by="classifier", classifier_scale=30.0) > folk_share(by="classifier", classifier_scale=0.0) + 0.5
+    with pytest.raises(ValueError, match="by must be one of"):
+        tasks.style_transfer(ckpt, real[0], "folk", by="magic")
+    with pytest.raises(ValueError, match="target style"):
+        tasks.style_transfer(ckpt, real[0], None)
+    with pytest.raises(ValueError, match="noisy one"):
+        tasks.style_transfer(ckpt, real[0], "folk", by="classifier", classifier=judge)
+
+
+def test_steer_adds_the_heads_gradients_toward_named_classes():
+    from course_lib import classifiers
+    noisy = classifiers.load_bundled("noisy")
+    x, t = torch.randn(3, 60, 64, generator=torch.Generator().manual_seed(0)), torch.tensor([10, 400, 900])
+    got = classifiers.steer(noisy, 2.0, style="folk", mode=torch.tensor([0, 1, 1]))(x, t)
+    heads = noisy.classifier.head
+    expected = (guidance.classifier_gradient(heads("style"), 1, 2.0)(x, t)
+                + guidance.classifier_gradient(heads("mode"), torch.tensor([0, 1, 1]), 2.0)(x, t))
+    torch.testing.assert_close(got, expected)
+    assert got.abs().sum() > 0
+    for targets, words in (({"tempo": "fast"}, "heads"), ({"style": "jazz"}, "one of"), ({}, "at least one")):
+        with pytest.raises(ValueError, match=words):
+            classifiers.steer(noisy, 1.0, **targets)
+    with pytest.raises(ValueError, match="noisy one"):
+        classifiers.steer(classifiers.load_bundled("clean"), 1.0, style="folk")
+
+
 def test_sample_needs_the_given_music_for_masks_and_strength(ckpt):
     with pytest.raises(ValueError, match="known="):
         tasks.sample(ckpt, 1, strength=0.5)
@@ -267,12 +306,14 @@ def test_to_tonic_c_and_back(files):
 
 # --------------------------------------------------------------------------- the command line
 
-@pytest.mark.parametrize("task", ["continue", "infill", "transition", "style-transfer"])
+@pytest.mark.parametrize("task", ["continue", "infill", "transition", "style-transfer", "style-by-classifier"])
 def test_generate_tasks_write_midi_wav_and_png(task, files, tmp_path, capsys):
     out = tmp_path / task
     inputs = {"continue": ["--continue", str(files["melody"])], "infill": ["--infill", str(files["chorale"])],
               "transition": ["--transition", str(files["chorale"]), str(files["other"])],
-              "style-transfer": ["--style-transfer", str(files["chorale"]), "--style", "folk", "--strength", "0.5"]}
+              "style-transfer": ["--style-transfer", str(files["chorale"]), "--style", "folk", "--strength", "0.5"],
+              "style-by-classifier": ["--style-transfer", str(files["chorale"]), "--style", "folk", "--by",
+                                      "classifier", "--classifier-scale", "5"]}
     code = cli.main(["generate", *inputs[task], "--n", "1", "--steps", "3", "--out", str(out), "--quiet",
                      "--threads", "1"])
     assert code == 0, capsys.readouterr().err
