@@ -355,8 +355,7 @@ def steer(classifier_checkpoint: ClassifierCheckpoint, scale: float, **targets) 
     """
     from .guidance import classifier_gradient
 
-    if classifier_checkpoint.schedule is None:
-        check_schedule(classifier_checkpoint, None)  # raises: a clean classifier cannot guide
+    require_noisy(classifier_checkpoint)
     classifier = classifier_checkpoint.classifier.eval()
     if not targets:
         raise ValueError(f"name at least one target, e.g. style='folk'; this classifier has heads "
@@ -407,12 +406,17 @@ def model_card(card: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def check_schedule(classifier_checkpoint: ClassifierCheckpoint, schedule: schedules.NoiseSchedule) -> None:
-    """Raise unless a noisy classifier was trained on the same noise levels as the model it guides."""
-    own = classifier_checkpoint.schedule
-    if own is None:
+def require_noisy(classifier_checkpoint: ClassifierCheckpoint) -> None:
+    """Raise unless the classifier was trained on noisy windows (only such a one can guide)."""
+    if classifier_checkpoint.schedule is None:
         raise ValueError("this classifier was trained on clean windows; classifier guidance needs the noisy one "
                          "(load_bundled('noisy')): a clean classifier's gradient at high t points nowhere useful")
+
+
+def check_schedule(classifier_checkpoint: ClassifierCheckpoint, schedule: schedules.NoiseSchedule) -> None:
+    """Raise unless a noisy classifier was trained on the same noise levels as the model it guides."""
+    require_noisy(classifier_checkpoint)
+    own = classifier_checkpoint.schedule
     if own.to_dict() != schedule.to_dict():
         raise ValueError(f"the classifier was trained with {own}, the diffusion model uses {schedule}: x_t at the "
                          "same t would mean different noise levels. Retrain it with matching --schedule/--timesteps.")
