@@ -21,22 +21,58 @@ swapped axes, a constant factor).
 from __future__ import annotations
 
 import inspect
+import textwrap
 from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
-__all__ = ["CheckFailure", "check_callable", "check_shape", "check_dtype", "check_close", "check_equal",
-           "check_in_range", "check_raises"]
+__all__ = ["CheckFailure", "NotDoneYet", "check_callable", "check_shape", "check_dtype", "check_close",
+           "check_equal", "check_in_range", "check_raises", "call", "check_type", "check_new", "check_unchanged",
+           "use_student_or_library"]
 
 
 class CheckFailure(AssertionError):
-    """A visible test found a wrong answer; the message says what is wrong and, if it can, why."""
+    """A test found a wrong answer; the message says what is wrong and, if it can, why.
+
+    ``str(err)`` is the whole message (what nbgrader and the grading probes record). In a notebook
+    the failure draws itself as one short box (IPython calls ``_render_traceback_``), without the
+    traceback through this module: what was checked, got against expected, the likely cause.
+    """
+
+    title = "✗ Not right yet"
+
+    def __init__(self, problem: str, cause: str | None = None):
+        super().__init__(problem + (f" {cause}" if cause else ""))
+        self.problem, self.cause = problem, cause
+
+    def box_lines(self, width: int = 88) -> list[str]:
+        """The message as a box of lines at most ``width`` characters wide."""
+        body = textwrap.wrap(self.problem, width - 4) or [""]
+        if self.cause:
+            body += textwrap.wrap("Likely cause: " + _cause_text(self.cause), width - 4)
+        rule = "─" * (width - 4 - len(self.title))
+        return [f"╭─ {self.title} {rule}", *(f"│ {line}" for line in body), "╰" + "─" * (width - 1)]
+
+    def _render_traceback_(self) -> list[str]:  # IPython's hook; nbgrader's feedback shows the same lines
+        red, reset = "\x1b[31m", "\x1b[0m"
+        return [red + line + reset for line in self.box_lines()]
+
+
+class NotDoneYet(CheckFailure):
+    """The function under test still raises ``NotImplementedError``: the exercise is not written yet."""
+
+    title = "… Not done yet"
+
+
+def _cause_text(cause: str) -> str:
+    """'This looks like X.' -> 'X.'; any other hint unchanged."""
+    return cause[len("This looks like "):] if cause.startswith("This looks like ") else cause
 
 
 # --------------------------------------------------------------------------- helpers
 
-def _fail(message: str) -> None:
-    raise CheckFailure(message)
+def _fail(message: str, cause: str | None = None) -> None:
+    raise CheckFailure(message, cause)
 
 
 def _as_array(value: Any, name: str) -> np.ndarray:
@@ -89,12 +125,9 @@ def _matching_mistake(actual: Any, likely_mistakes: Mapping[str, Any] | None,
     return None
 
 
-def _with_mistake(message: str, label: str | None, hint: str | None = None) -> str:
-    if label:
-        message += f" This looks like {label}."
-    elif hint:
-        message += f" {hint}"
-    return message
+def _fail_with_mistake(message: str, label: str | None, hint: str | None = None) -> None:
+    """Fail with ``message``, naming the matched mistake ``label`` (else the generic ``hint``)."""
+    _fail(message, f"This looks like {label}." if label else hint)
 
 
 def _shape_hint(actual: tuple, expected: tuple) -> str | None:
@@ -156,7 +189,7 @@ def check_shape(actual: Any, expected_shape: tuple, name: str,
         ("," if len(expected_shape) == 1 else "") + ")"
     label = _matching_mistake(shape, likely_mistakes, lambda s, wrong: s == tuple(wrong))
     hint = None if None in expected_shape else _shape_hint(shape, expected_shape)
-    _fail(_with_mistake(f"{name} has shape {shape} but should have shape {shown}.", label, hint))
+    _fail_with_mistake(f"{name} has shape {shape} but should have shape {shown}.", label, hint)
 
 
 def check_dtype(actual: Any, kind: type, name: str) -> None:
@@ -167,7 +200,7 @@ def check_dtype(actual: Any, kind: type, name: str) -> None:
     wanted = {np.integer: "integers", np.floating: "floats", np.bool_: "booleans"}.get(kind, kind.__name__)
     hint = {np.integer: " Round first, then convert with `.astype(int)`.",
             np.bool_: " Compare (e.g. `x > 0`) or convert with `.astype(bool)`."}.get(kind, "")
-    _fail(f"{name} should hold {wanted} but has dtype {dtype}.{hint}")
+    _fail(f"{name} should hold {wanted} but has dtype {dtype}.", hint.strip() or None)
 
 
 def check_close(actual: Any, expected: Any, name: str, *, rtol: float = 1e-5, atol: float = 1e-8,
@@ -188,14 +221,14 @@ def check_close(actual: Any, expected: Any, name: str, *, rtol: float = 1e-5, at
         return
     label = _matching_mistake(actual, likely_mistakes, close)
     if actual.shape != expected.shape:
-        _fail(_with_mistake(f"{name} has shape {actual.shape} but should have shape {expected.shape}.",
-                            label, _shape_hint(actual.shape, expected.shape)))
+        _fail_with_mistake(f"{name} has shape {actual.shape} but should have shape {expected.shape}.",
+                           label, _shape_hint(actual.shape, expected.shape))
     actual_f, expected_f = actual.astype(float), expected.astype(float)
     nan = np.isnan(actual_f) & ~np.isnan(expected_f)
     if nan.any():
         where = _index(tuple(np.argwhere(nan)[0]))
-        _fail(_with_mistake(f"{name} contains NaN (first at {name}{where}). NaN comes from 0/0, "
-                            "log of a negative number or sqrt of a negative number.", label))
+        _fail_with_mistake(f"{name} contains NaN (first at {name}{where}). NaN comes from 0/0, "
+                           "log of a negative number or sqrt of a negative number.", label)
     error = np.abs(actual_f - expected_f)
     bad = ~np.isclose(actual_f, expected_f, rtol=rtol, atol=atol, equal_nan=True)
     if actual.ndim == 0:
@@ -204,8 +237,8 @@ def check_close(actual: Any, expected: Any, name: str, *, rtol: float = 1e-5, at
         worst = np.unravel_index(np.nanargmax(np.where(bad, error, -1.0)), actual.shape)
         message = (f"{name} is wrong in {int(bad.sum())} of {bad.size} entries; the largest error is at "
                    f"{name}{_index(worst)}: got {_fmt(actual[worst])}, expected {_fmt(expected[worst])}.")
-    _fail(_with_mistake(message + f" (tolerance: rtol={rtol:g}, atol={atol:g})", label,
-                        _value_hint(actual_f, expected_f, close)))
+    _fail_with_mistake(message + f" (tolerance: rtol={rtol:g}, atol={atol:g})", label,
+                       _value_hint(actual_f, expected_f, close))
 
 
 def check_equal(actual: Any, expected: Any, name: str, *,
@@ -225,16 +258,16 @@ def check_equal(actual: Any, expected: Any, name: str, *,
         return
     label = _matching_mistake(actual, likely_mistakes, same)
     if actual.shape != expected.shape:
-        _fail(_with_mistake(f"{name} has shape {actual.shape} but should have shape {expected.shape}.",
-                            label, _shape_hint(actual.shape, expected.shape)))
+        _fail_with_mistake(f"{name} has shape {actual.shape} but should have shape {expected.shape}.",
+                           label, _shape_hint(actual.shape, expected.shape))
     if actual.ndim == 0:
-        _fail(_with_mistake(f"{name} is wrong: got {_fmt(actual)}, expected {_fmt(expected)}.", label))
+        _fail_with_mistake(f"{name} is wrong: got {_fmt(actual)}, expected {_fmt(expected)}.", label)
     diff = np.argwhere(actual != expected)
     first = tuple(diff[0])
     message = (f"{name} differs in {len(diff)} of {actual.size} entries; the first is {name}{_index(first)}: "
                f"got {_fmt(actual[first])}, expected {_fmt(expected[first])}.")
-    _fail(_with_mistake(message, label, _value_hint(actual.astype(float), expected.astype(float),
-                                                    lambda a, b: a.shape == b.shape and np.array_equal(a, b))))
+    _fail_with_mistake(message, label, _value_hint(actual.astype(float), expected.astype(float),
+                                                   lambda a, b: a.shape == b.shape and np.array_equal(a, b)))
 
 
 def check_in_range(actual: Any, low: float, high: float, name: str) -> None:
@@ -266,3 +299,112 @@ def check_raises(call: Callable[[], Any], exception: type[BaseException] | tuple
     except Exception as err:
         _fail(f"{description} should raise {expected}{reason}, but raised {type(err).__name__}: {err}")
     _fail(f"{description} should raise {expected}{reason}, but returned {_short(result)}.")
+
+
+# --------------------------------------------------------------------------- calling the student's code
+
+def _your_line(err: BaseException) -> str:
+    """' (your code, line N: `source`)' for the innermost frame outside course_lib, or ''."""
+    import traceback
+
+    library = ("/course_lib/", "site-packages", "/lib/python")
+    frames = [f for f in traceback.extract_tb(err.__traceback__)
+              if not any(part in f.filename.replace("\\", "/") for part in library)]
+    if not frames:
+        return ""
+    frame = frames[-1]
+    return f" (in your code, line {frame.lineno}: `{(frame.line or '').strip()}`)"
+
+
+def call(fn: Callable, *args, description: str, **kwargs) -> Any:
+    """``fn(*args, **kwargs)``; an exception it raises becomes a CheckFailure that names the call.
+
+    ``NotImplementedError`` (the stub) becomes ``NotDoneYet``. ``description`` is the call as the
+    student would write it, e.g. ``"q_sample(x0, 10, noise, alpha_bar)"``.
+    """
+    name = description.split("(")[0]
+    if not callable(fn):
+        check_callable(fn, name)
+    try:
+        return fn(*args, **kwargs)
+    except NotImplementedError:
+        raise NotDoneYet(f"{name} is not written yet.", "Replace `raise NotImplementedError()` in its cell with "
+                         "your code, run that cell, then run this test again.") from None
+    except Exception as err:
+        raise CheckFailure(f"{description} raised {type(err).__name__}: {err}{_your_line(err)}.") from None
+
+
+def check_type(actual: Any, kinds: type | tuple, name: str, what: str | None = None) -> None:
+    """``actual`` is an instance of ``kinds`` (``what`` names them, e.g. "a NumPy array")."""
+    if isinstance(actual, kinds):
+        return
+    if actual is None:
+        _fail(f"{name} is None: did your function forget to `return` its result?")
+    names = (kinds,) if isinstance(kinds, type) else kinds
+    what = what or " or ".join(k.__name__ for k in names)
+    kind = type(actual).__name__
+    hint = {"list": "Build a NumPy array (np.array(rows), np.asarray) rather than a list.",
+            "Tensor": "A 0-d tensor is not a Python number: convert it with int(...) or .item()."}.get(kind)
+    _fail(f"{name} should be {what}, but it is a {type(actual).__module__.split('.')[0]}.{kind} "
+          f"({_short(actual)}).", hint)
+
+
+def check_new(result: Any, inputs: Mapping[str, Any], name: str) -> None:
+    """``result`` shares no memory with any of ``inputs`` ({description: array}): a new array."""
+    for what, x in inputs.items():
+        shared = (np.shares_memory(result, x) if isinstance(result, np.ndarray) and isinstance(x, np.ndarray)
+                  else hasattr(result, "untyped_storage") and hasattr(x, "untyped_storage")
+                  and result.untyped_storage().data_ptr() == x.untyped_storage().data_ptr())
+        if shared:
+            _fail(f"{name} shares its memory with {what}: changing one would change the other.",
+                  "Return a new array (np.zeros_like / .copy() / .clone()) instead of the input or a view of it.")
+
+
+def check_unchanged(after: Any, before: Any, name: str) -> None:
+    """An input equals the copy taken before the call (NaN equal to NaN): the function left it alone."""
+    a, b = _as_array(after, name), _as_array(before, name)
+    if a.shape == b.shape and np.array_equal(a, b, equal_nan=np.issubdtype(a.dtype, np.floating)):
+        return
+    _fail(f"{name} was changed by the call; it must stay as it was.",
+          "Work on a copy (.copy(), .clone()) or on new arrays; avoid in-place operations on inputs "
+          "(+=, x[...] = , .add_(), .requires_grad_()).")
+
+
+def use_student_or_library(student_fn: Any, library_fn: Callable, check: Callable | None = None,
+                           name: str | None = None) -> Callable:
+    """Your function where it is done, else the library's one, saying which in one line.
+
+    ``check(student_fn)`` (e.g. a lesson's visible test) decides "done"; without it a function
+    that still raises ``NotImplementedError`` from its stub counts as not done. The cells after an
+    exercise call the returned function, so Run All goes on whether or not the exercise is solved.
+    """
+    name = name or getattr(student_fn, "__name__", "function")
+    library = f"{library_fn.__module__.replace('course_lib.', '')}.{getattr(library_fn, '__name__', 'function')}"
+    reason = None
+    if not callable(student_fn):
+        reason = "is not defined as a function"
+    elif check is not None:
+        import contextlib
+        import io
+
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                check(student_fn)
+        except NotImplementedError:
+            reason = "is not written yet"
+        except NotDoneYet:
+            reason = "is not written yet"
+        except Exception:
+            reason = "does not pass its test yet"
+    else:
+        try:
+            source = inspect.getsource(student_fn)
+        except (OSError, TypeError):
+            source = ""
+        if "raise NotImplementedError" in source:
+            reason = "is not written yet"
+    if reason is None:
+        print(f"Using your {name} from here on.")
+        return student_fn
+    print(f"Your {name} {reason}: the cells below use course_lib's {library} instead.")
+    return library_fn

@@ -159,3 +159,83 @@ def test_raises():
         check_raises(lambda: {}["k"], ValueError, "f()")
     with pytest.raises(NotImplementedError):  # an unfinished exercise is not reported as a wrong answer
         check_raises(lambda: (_ for _ in ()).throw(NotImplementedError()), ValueError, "f()")
+
+
+# --------------------------------------------------------------------------- what a student sees
+
+def test_failure_renders_as_one_short_box_with_the_likely_cause():
+    with pytest.raises(CheckFailure) as info:
+        check_close([0.5, 1.3], [0.5, 0.4], "alpha_bar_from_betas(toy_betas)",
+                    likely_mistakes={"a running sum: ᾱ_t is a running *product*": [0.5, 1.3]})
+    err = info.value
+    assert str(err).endswith("This looks like a running sum: ᾱ_t is a running *product*.")  # what nbgrader records
+    lines = [re.sub(r"\x1b\[\d+m", "", line) for line in err._render_traceback_()]
+    assert lines[0].startswith("╭─ ✗") and lines[-1].startswith("╰") and len(lines) <= 8
+    text = " ".join(line.lstrip("│ ") for line in lines[1:-1])
+    assert "alpha_bar_from_betas(toy_betas)" in text and "got 1.3, expected 0.4" in text
+    assert "Likely cause: a running sum" in text
+    assert all(len(line) <= 88 for line in lines) and "checks.py" not in "".join(lines)
+
+
+def test_call_names_the_call_and_the_students_line():
+    from course_lib.checks import NotDoneYet, call
+
+    import linecache
+
+    cell, namespace = "def f(x):\n    return x.nope\n", {}
+    linecache.cache["/tmp/ipykernel_1/cell.py"] = (len(cell), None, cell.splitlines(True), "/tmp/ipykernel_1/cell.py")
+    exec(compile(cell, "/tmp/ipykernel_1/cell.py", "exec"), namespace)  # as IPython runs a cell
+    with fails(r"f\(3\) raised AttributeError: .*nope.*line 2: `return x.nope`"):
+        call(namespace["f"], 3, description="f(3)")
+
+    def stub(x):
+        raise NotImplementedError()
+
+    with pytest.raises(NotDoneYet, match="stub is not written yet"):
+        call(stub, 1, description="stub(1)")
+    assert call(lambda x: x + 1, 1, description="g(1)") == 2
+
+
+def test_type_new_and_unchanged():
+    from course_lib.checks import check_new, check_type, check_unchanged
+
+    check_type(np.zeros(2), np.ndarray, "steps")
+    with fails(r"should be a NumPy array, but it is a builtins.list .*np.array"):
+        check_type([1, 2], np.ndarray, "steps", what="a NumPy array")
+    with fails("0-d tensor is not a Python number"):
+        check_type(torch.tensor(3), int, "start")
+    roll = np.zeros((2, 3))
+    check_new(roll.copy(), {"the input roll": roll}, "result")
+    with fails("shares its memory with the input roll"):
+        check_new(roll[:, ::-1], {"the input roll": roll}, "result")
+    x = torch.zeros(3)
+    with fails("shares its memory"):
+        check_new(x.view(3, 1), {"x": x}, "result")
+    check_unchanged(roll, roll.copy(), "roll")
+    changed = roll.copy()
+    changed[0, 0] = 1
+    with fails("was changed by the call"):
+        check_unchanged(changed, roll, "roll")
+
+
+def test_use_student_or_library_says_which_it_uses(capsys):
+    from course_lib import music
+    from course_lib.checks import use_student_or_library
+
+    def stub(seconds, tempo):
+        raise NotImplementedError()
+
+    assert use_student_or_library(stub, music.transpose) is music.transpose
+    assert "Your stub is not written yet: the cells below use course_lib's music.transpose" in capsys.readouterr().out
+
+    def mine(seconds, tempo):
+        return 1
+
+    assert use_student_or_library(mine, music.transpose) is mine
+    assert capsys.readouterr().out.strip() == "Using your mine from here on."
+
+    def failing(fn):
+        check_equal(fn(0, 0), 2, "mine(0, 0)")
+
+    assert use_student_or_library(mine, music.transpose, check=failing) is music.transpose
+    assert "does not pass its test yet" in capsys.readouterr().out
