@@ -108,3 +108,64 @@ def test_checkpoint_for_another_encoding_or_spec(saved):
     from course_lib import music
     with pytest.raises(train.CheckpointError, match="your data use"):
         train.load_checkpoint(path, expect_spec=music.MELODY)
+
+
+# ---------------------------------------------------------------------- the one-process CPU path is unchanged
+
+def _loop_before_devices(model, schedule, train_data, config):
+    """The training loop as it was before devices, several processes and resuming were added (a
+    verbatim copy of its sampling, dropout, loss, step and EMA lines): the bundled model was trained
+    by it, so the default one-process CPU path must give exactly its numbers."""
+    import copy
+    from course_lib import diffusion, guidance
+    generator = train.seed_everything(config.seed)
+    x, labels = train_data if isinstance(train_data, tuple) else train.stack_dataset(train_data)
+    augment = getattr(train_data, "transpose_range", 0) > 0
+    ema = copy.deepcopy(model).eval()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    style = labels["style"].clamp(min=0)
+    counts = torch.bincount(style)
+    share = torch.tensor(config.style_weights or [1.0] * len(counts), dtype=torch.float32)
+    weights = share[style] / counts[style].float()
+    losses = []
+    for step in range(config.steps):
+        model.train()
+        index = torch.multinomial(weights, config.batch_size, replacement=True, generator=generator)
+        batch_labels = guidance.drop_labels({k: v[index] for k, v in labels.items()}, config.label_dropout,
+                                            p_each=config.label_dropout_each, generator=generator)
+        x_batch = torch.stack([train_data[i][0] for i in index.tolist()]) if augment else x[index]
+        loss = diffusion.training_loss(model, schedule, x_batch, batch_labels,
+                                       prediction=model.config.prediction, generator=generator)
+        for group in optimizer.param_groups:
+            group["lr"] = train._lr_at(step, config)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        train.update_ema(ema, model, config.ema_decay if step >= config.warmup else 0.0)
+        losses.append(loss.item())
+    return ema, losses
+
+
+@pytest.mark.parametrize("augment", [False, True])
+def test_the_one_process_cpu_path_gives_the_numbers_it_gave_before(tiny, augment):
+    enc, batch, config = tiny
+    schedule = schedules.make_schedule("cosine", 100)
+    if augment:  # the on-the-fly transposition path: items re-encoded from the dataset, its own RNG
+        batch = data.WindowDataset(data.load_corpus("bach"), "valid", enc, transpose_range=3, seed=5)
+    settings = train.TrainConfig(steps=6, batch_size=8, warmup=2, ema_decay=0.9, valid_every=3, threads=2,
+                                 style_weights=(1.0, 2.0))
+    runs = []
+    for loop in ("before", "now"):
+        train.seed_everything(3)
+        model = models.build_model(config)
+        if augment:
+            batch.rng = __import__("numpy").random.default_rng(5)
+        if loop == "before":
+            ema, _ = _loop_before_devices(model, schedule, batch, settings)
+        else:
+            ema = train.train(model, schedule, batch, None, settings, progress=False, log=None)["ema"]
+        runs.append((ema.state_dict(), model.state_dict()))
+    for before, now in zip(*runs):
+        for key in before:
+            assert torch.equal(before[key], now[key]), f"{key} differs from the loop before the change"
