@@ -32,6 +32,13 @@ STATE_TINTS = ("#cfe8d5", "#f6cfc4", "#fbecb8", "#d5dcf2", "#ead5ee", "#d9d9d9")
 BRIDGE_EDGE = "0.45"
 
 
+def tempo_label(tempos) -> str:
+    """A segment's tempo for its label, in whole BPM: "84 BPM", or "84 → 132 BPM" where it ramps
+    (transition bars: 94.6667 BPM would read as false precision)."""
+    first, last = (int(round(float(t))) for t in (tempos[0], tempos[-1]))
+    return f"{first} BPM" if first == last else f"{first} \u2192 {last} BPM"
+
+
 def plot_timeline(soundtrack: Soundtrack, ax=None, *, title: str | None = None, tints: dict | None = None):
     """The soundtrack's piano roll with each game state as a band behind it (labelled with its tempo)
     and the transition bars hatched; returns the Axes. ``tints``: {state: colour} to override."""
@@ -43,7 +50,7 @@ def plot_timeline(soundtrack: Soundtrack, ax=None, *, title: str | None = None, 
     tint = {name: STATE_TINTS[i % len(STATE_TINTS)] for i, name in enumerate(names)} | (tints or {})
     for state, first, end in soundtrack.segments():
         ax.axvspan(first * spb, end * spb, color=tint[state], zorder=0.1, lw=0)
-        ax.text((first + end) / 2 * spb, spec.high - 1.2, f"{state}\n{soundtrack.tempos[first]:g} BPM",
+        ax.text((first + end) / 2 * spb, spec.high - 1.2, f"{state}\n{tempo_label(soundtrack.tempos[first:end])}",
                 ha="center", va="top", fontsize="small", zorder=4)
     for bar in np.flatnonzero(soundtrack.transition):
         ax.axvspan(bar * spb, (bar + 1) * spb, facecolor="none", edgecolor=BRIDGE_EDGE, hatch="//", lw=0, zorder=0.2)

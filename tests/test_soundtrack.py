@@ -329,3 +329,10 @@ def test_the_player_queues_bars_for_each_pressed_state(checkpoint):
     assert "data:image/png;base64" in html and "state buttons" in html
     player.start_over()
     assert engine.bars == 0
+
+
+def test_timeline_labels_give_whole_bpm_and_show_a_ramp():
+    from course_lib import soundtrack_widgets
+
+    assert soundtrack_widgets.tempo_label(np.array([84.0, 84.0])) == "84 BPM"
+    assert soundtrack_widgets.tempo_label(np.array([94.6667, 113.3333, 132.0])) == "95 \u2192 132 BPM"
