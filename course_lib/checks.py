@@ -342,10 +342,10 @@ def check_type(actual: Any, kinds: type | tuple, name: str, what: str | None = N
         _fail(f"{name} is None: did your function forget to `return` its result?")
     names = (kinds,) if isinstance(kinds, type) else kinds
     what = what or " or ".join(k.__name__ for k in names)
-    kind = type(actual).__name__
+    kind, module = type(actual).__name__, type(actual).__module__.split(".")[0]
     hint = {"list": "Build a NumPy array (np.array(rows), np.asarray) rather than a list.",
             "Tensor": "A 0-d tensor is not a Python number: convert it with int(...) or .item()."}.get(kind)
-    _fail(f"{name} should be {what}, but it is a {type(actual).__module__.split('.')[0]}.{kind} "
+    _fail(f"{name} should be {what}, but it is a {kind if module == 'builtins' else module + '.' + kind} "
           f"({_short(actual)}).", hint)
 
 

@@ -200,7 +200,7 @@ def test_type_new_and_unchanged():
     from course_lib.checks import check_new, check_type, check_unchanged
 
     check_type(np.zeros(2), np.ndarray, "steps")
-    with fails(r"should be a NumPy array, but it is a builtins.list .*np.array"):
+    with fails(r"should be a NumPy array, but it is a list .*np.array"):
         check_type([1, 2], np.ndarray, "steps", what="a NumPy array")
     with fails("0-d tensor is not a Python number"):
         check_type(torch.tensor(3), int, "start")

@@ -51,6 +51,21 @@ def seconds_to_steps(seconds, tempo, steps_per_beat=4):
     return np.vectorize(lambda t: int(round(t * tempo * steps_per_beat / 60)))(seconds)
 
 
+@variants.wrong("seconds_to_steps", "a Python list of ints (an int array is asked)")
+def seconds_to_steps(seconds, tempo, steps_per_beat=4):
+    return [int(round(t * tempo / 60 * steps_per_beat)) for t in np.atleast_1d(seconds)]
+
+
+@variants.wrong("seconds_to_steps", "flattens its input: an array of shape (N,) whatever the shape of seconds")
+def seconds_to_steps(seconds, tempo, steps_per_beat=4):
+    return np.rint(np.ravel(seconds) * tempo / 60 * steps_per_beat).astype(int)
+
+
+@variants.correct("seconds_to_steps", "np.round then astype(np.int32)")
+def seconds_to_steps(seconds, tempo, steps_per_beat=4):
+    return np.round(np.multiply(seconds, tempo * steps_per_beat / 60)).astype(np.int32)
+
+
 # --------------------------------------------------------------------------- notes_to_roll
 
 @variants.wrong("notes_to_roll", "the end step included (notes one step too long)")
@@ -107,7 +122,7 @@ def notes_to_roll(notes, spec, steps):
     return roll
 
 
-@variants.correct("notes_to_roll", "a float roll of 0s and 1s, filled step by step")
+@variants.wrong("notes_to_roll", "a float roll of 0s and 1s, filled step by step (a bool roll is asked)")
 def notes_to_roll(notes, spec, steps):
     roll = np.zeros((spec.n_tracks, 2, spec.n_pitches, steps), dtype=np.float32)
     for track, pitch, start, end in notes.tolist():
@@ -115,6 +130,15 @@ def notes_to_roll(notes, spec, steps):
         for step in range(start, end):
             roll[track][1][pitch - spec.low][step] = 1.0
     return roll
+
+
+@variants.correct("notes_to_roll", "a float roll built note by note, converted to bool at the end")
+def notes_to_roll(notes, spec, steps):
+    roll = np.zeros((spec.n_tracks, 2, spec.n_pitches, steps))
+    for track, pitch, start, end in np.asarray(notes):
+        roll[track, 0, pitch - spec.low, start] = 1
+        roll[track, 1, pitch - spec.low, start:end] = 1
+    return roll.astype(bool)
 
 
 # --------------------------------------------------------------------------- roll_to_notes
@@ -189,6 +213,30 @@ def roll_to_notes(roll, spec):
     return np.asarray(rows, dtype=np.int64).reshape(-1, 4)
 
 
+@variants.wrong("roll_to_notes", "a float note table (np.array of rows with float entries)")
+def roll_to_notes(roll, spec):
+    rows = []
+    steps = roll.shape[-1]
+    for track, p, start in np.argwhere(roll[:, 0]):
+        end = start + 1
+        while end < steps and roll[track, 1, p, end] and not roll[track, 0, p, end]:
+            end += 1
+        rows.append([float(track), float(spec.low + p), float(start), float(end)])
+    return np.array(rows).reshape(-1, 4)
+
+
+@variants.wrong("roll_to_notes", "a Python list of rows (an int array is asked)")
+def roll_to_notes(roll, spec):
+    rows = []
+    steps = roll.shape[-1]
+    for track, p, start in np.argwhere(roll[:, 0]):
+        end = start + 1
+        while end < steps and roll[track, 1, p, end] and not roll[track, 0, p, end]:
+            end += 1
+        rows.append([int(track), int(spec.low + p), int(start), int(end)])
+    return rows
+
+
 # --------------------------------------------------------------------------- pitch_class_histogram
 
 @variants.wrong("pitch_class_histogram", "counts onsets (notes), not sounding steps")
@@ -247,6 +295,23 @@ def pitch_class_histogram(roll, spec):
         counts[(spec.low + p) % 12] += int(roll[:, music.SUSTAIN, p, :].sum())
     total = sum(counts)
     return np.array([c / total if total else 0.0 for c in counts])
+
+
+@variants.wrong("pitch_class_histogram", "a Python list of shares (a float array is asked)")
+def pitch_class_histogram(roll, spec):
+    counts = [0.0] * 12
+    for p in range(spec.n_pitches):
+        counts[(spec.low + p) % 12] += float(roll[:, 1, p].sum())
+    total = sum(counts)
+    return [c / total if total else 0.0 for c in counts]
+
+
+@variants.wrong("pitch_class_histogram", "clears the roll's onset channel while counting (changes its input)")
+def pitch_class_histogram(roll, spec):
+    roll[:, 0] = False
+    per_pitch = roll.sum(axis=(0, 1, 3))
+    counts = np.bincount((spec.low + np.arange(spec.n_pitches)) % 12, weights=per_pitch, minlength=12)
+    return counts / max(counts.sum(), 1)
 
 
 # --------------------------------------------------------------------------- transpose_roll
@@ -333,3 +398,25 @@ def transpose_roll(roll, semitones, spec):
     padded = np.pad(roll, ((0, 0), (0, 0), (abs(semitones), abs(semitones)), (0, 0)))
     start = abs(semitones) - semitones
     return padded[:, :, start:start + spec.n_pitches].copy()
+
+
+@variants.wrong("transpose_roll", "returns the input itself when semitones is 0")
+def transpose_roll(roll, semitones, spec):
+    if semitones == 0:
+        return roll
+    used = np.flatnonzero(roll.any(axis=(0, 1, 3)))
+    if used.size and (used[0] + semitones < 0 or used[-1] + semitones >= spec.n_pitches):
+        raise ValueError("notes would leave the range")
+    shifted = np.zeros_like(roll)
+    shifted[:, :, used + semitones] = roll[:, :, used]
+    return shifted
+
+
+@variants.wrong("transpose_roll", "a float64 roll (np.zeros without the input's dtype)")
+def transpose_roll(roll, semitones, spec):
+    used = np.flatnonzero(roll.any(axis=(0, 1, 3)))
+    if used.size and (used[0] + semitones < 0 or used[-1] + semitones >= spec.n_pitches):
+        raise ValueError("notes would leave the range")
+    shifted = np.zeros(roll.shape)
+    shifted[:, :, used + semitones] = roll[:, :, used]
+    return shifted
