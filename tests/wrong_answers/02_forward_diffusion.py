@@ -73,6 +73,14 @@ def alpha_bar_from_betas(betas):
 def alpha_bar_from_betas(betas):
     return np.cumprod(1.0 - np.asarray(betas))
 
+@variants.wrong("alpha_bar_from_betas", "a Python list of floats (a tensor is asked)")
+def alpha_bar_from_betas(betas):
+    out, running = [], 1.0
+    for beta in betas.tolist():
+        running *= 1.0 - beta
+        out.append(running)
+    return out
+
 
 # --------------------------------------------------------------------------- q_sample
 
@@ -140,6 +148,23 @@ def q_sample(x0, t, noise, alpha_bar):
 def q_sample(x0, t, noise, alpha_bar):
     a = schedules.extract(alpha_bar, t, x0.shape)  # noqa: F821 (the notebook imported schedules)
     return a ** 0.5 * x0 + (1 - a) ** 0.5 * noise
+
+@variants.wrong("q_sample", "the square root forgotten on the signal term only")
+def q_sample(x0, t, noise, alpha_bar):
+    a = alpha_bar[t].reshape(-1, *[1] * (x0.dim() - 1))
+    return a * x0 + (1.0 - a).sqrt() * noise
+
+
+@variants.wrong("q_sample", "scales the noise in place (noise.mul_)")
+def q_sample(x0, t, noise, alpha_bar):
+    a = alpha_bar[t].reshape(-1, *[1] * (x0.dim() - 1))
+    return a.sqrt() * x0 + noise.mul_((1.0 - a).sqrt())
+
+
+@variants.wrong("q_sample", "returns a NumPy array (a tensor is asked)")
+def q_sample(x0, t, noise, alpha_bar):
+    a = alpha_bar[t].reshape(-1, *[1] * (x0.dim() - 1))
+    return (a.sqrt() * x0 + (1.0 - a).sqrt() * noise).numpy()
 
 
 # --------------------------------------------------------------------------- chain_moments
@@ -251,6 +276,26 @@ def chain_moments(x0, betas, n_samples, generator=None):
         variances.append(x.var(axis=0, ddof=1))
     return torch.tensor(np.array(means)), torch.tensor(np.array(variances))
 
+@variants.wrong("chain_moments", "each level drawn on its own from the closed form q(x_t | x_0): no chain")
+def chain_moments(x0, betas, n_samples, generator=None):
+    alpha_bar = torch.cumprod(1.0 - betas, dim=0)
+    means, variances = [], []
+    for a in alpha_bar:
+        x = a.sqrt() * x0 + (1 - a).sqrt() * torch.randn(n_samples, len(x0), generator=generator, dtype=x0.dtype)
+        means.append(x.mean(dim=0))
+        variances.append(x.var(dim=0))
+    return torch.stack(means), torch.stack(variances)
+
+
+@variants.correct("chain_moments", "a running sum of the noise, rescaled at each step")
+def chain_moments(x0, betas, n_samples, generator=None):
+    x = x0.repeat(n_samples, 1)
+    means, variances = torch.empty(len(betas), len(x0), dtype=x0.dtype), torch.empty(len(betas), len(x0), dtype=x0.dtype)
+    for t in range(len(betas)):
+        x = torch.sqrt(1 - betas[t]) * x + torch.sqrt(betas[t]) * torch.randn(x.shape, generator=generator, dtype=x0.dtype)
+        means[t], variances[t] = x.mean(0), x.var(0, unbiased=False)
+    return means, variances
+
 
 # --------------------------------------------------------------------------- cosine_alpha_bar
 
@@ -314,6 +359,12 @@ def cosine_alpha_bar(timesteps, s=0.008):
         return math.cos((u / timesteps + s) / (1 + s) * math.pi / 2) ** 2
     return torch.tensor([f(t + 1) / f(0) for t in range(timesteps)], dtype=torch.float64)
 
+@variants.wrong("cosine_alpha_bar", "a Python list of floats (a float64 tensor is asked)")
+def cosine_alpha_bar(timesteps, s=0.008):
+    def f(u):
+        return math.cos((u / timesteps + s) / (1 + s) * math.pi / 2) ** 2
+    return [f(t + 1) / f(0) for t in range(timesteps)]
+
 
 # --------------------------------------------------------------------------- log_snr
 
@@ -351,3 +402,7 @@ def log_snr(alpha_bar):
 def log_snr(alpha_bar):
     a = np.asarray(alpha_bar, dtype=np.float64)
     return np.log(a / (1.0 - a))
+
+@variants.wrong("log_snr", "computed in place: alpha_bar overwritten with its logit")
+def log_snr(alpha_bar):
+    return alpha_bar.div_(1 - alpha_bar).log_()
