@@ -108,6 +108,21 @@ def posterior_mean_variance(schedule, x0, x_t, t):
     mean = variance * (math.sqrt(alpha) / beta * x_t + math.sqrt(alpha_bar_prev) / (1.0 - alpha_bar_prev) * x0)
     return mean, variance
 
+@variants.wrong("posterior_mean_variance", "the variance broadcast to a tensor of x_t's shape (one number is asked)")
+def posterior_mean_variance(schedule, x0, x_t, t):
+    beta, alpha, alpha_bar = schedule.betas[t], schedule.alphas[t], schedule.alpha_bar[t]
+    alpha_bar_prev = schedule.alpha_bar[t - 1] if t > 0 else torch.tensor(1.0)
+    mean = alpha_bar_prev.sqrt() * beta / (1 - alpha_bar) * x0 + alpha.sqrt() * (1 - alpha_bar_prev) / (1 - alpha_bar) * x_t
+    return mean, torch.full_like(x_t, float((1 - alpha_bar_prev) / (1 - alpha_bar) * beta))
+
+
+@variants.wrong("posterior_mean_variance", "x0 scaled in place (x0.mul_), then added")
+def posterior_mean_variance(schedule, x0, x_t, t):
+    beta, alpha, alpha_bar = schedule.betas[t], schedule.alphas[t], schedule.alpha_bar[t]
+    alpha_bar_prev = schedule.alpha_bar[t - 1] if t > 0 else torch.tensor(1.0)
+    mean = x0.mul_(alpha_bar_prev.sqrt() * beta / (1 - alpha_bar)) + alpha.sqrt() * (1 - alpha_bar_prev) / (1 - alpha_bar) * x_t
+    return mean, (1 - alpha_bar_prev) / (1 - alpha_bar) * beta
+
 
 # --------------------------------------------------------------------------- predict_x0_from_eps
 
@@ -151,6 +166,11 @@ def predict_x0_from_eps(schedule, x_t, t, eps):
 def predict_x0_from_eps(schedule, x_t, t, eps):
     alpha_bar = schedule.float64("alpha_bar")[t]
     return ((1 / alpha_bar).sqrt() * x_t.double() - (1 / alpha_bar - 1).sqrt() * eps.double()).to(x_t.dtype)
+
+@variants.wrong("predict_x0_from_eps", "x_t updated in place (x_t.sub_(...).div_(...))")
+def predict_x0_from_eps(schedule, x_t, t, eps):
+    alpha_bar = schedule.alpha_bar[t]
+    return x_t.sub_((1 - alpha_bar).sqrt() * eps).div_(alpha_bar.sqrt())
 
 
 # --------------------------------------------------------------------------- epsilon_loss
@@ -216,6 +236,13 @@ def epsilon_loss(model, schedule, x0, t, noise):
         + schedules.extract(schedule.sqrt_one_minus_alpha_bar, t, x0.shape) * noise
     per_sample = (noise - model(x_t, t)).pow(2).reshape(len(x0), -1).mean(dim=1)
     return per_sample.mean()
+
+@variants.wrong("epsilon_loss", "x_t built in the noise tensor (noise.mul_(...).add_(...))")
+def epsilon_loss(model, schedule, x0, t, noise):
+    a = schedule.alpha_bar[t].reshape(-1, *[1] * (x0.dim() - 1))
+    target = noise.clone()
+    x_t = noise.mul_((1 - a).sqrt()).add_(a.sqrt() * x0)
+    return ((model(x_t, t) - target) ** 2).mean()
 
 
 # --------------------------------------------------------------------------- reverse_step
@@ -313,3 +340,12 @@ def reverse_step(schedule, x_t, t, eps, noise, variance="posterior"):
     mu = (x_t.double() - beta / torch.sqrt(1 - alpha_bar) * eps.double()) / torch.sqrt(1 - beta)
     sigma = torch.sqrt(schedule.float64("posterior_variance")[t] if variance == "posterior" else beta)
     return (mu + float(t > 0) * sigma * noise.double()).float()
+
+@variants.wrong("reverse_step", "x_t updated in place")
+def reverse_step(schedule, x_t, t, eps, noise, variance="posterior"):
+    beta, alpha, alpha_bar = schedule.betas[t], schedule.alphas[t], schedule.alpha_bar[t]
+    x_t.sub_(beta / (1 - alpha_bar).sqrt() * eps).div_(alpha.sqrt())
+    if t == 0:
+        return x_t
+    sigma_squared = schedule.posterior_variance[t] if variance == "posterior" else beta
+    return x_t.add_(sigma_squared.sqrt() * noise)
