@@ -3,6 +3,8 @@
 #   make test   set up (Python and system packages), then run the whole test suite
 #   make lab    set up, then open JupyterLab on lessons/
 #   make release  regenerate lessons/ from solutions/ with nbgrader (instructors)
+#   make publish REPO=https://github.com/OWNER/REPO [BRANCH=main]  name the public repository in every
+#                 lesson's Colab setup cell, the releases and the README's Open-in-Colab links
 #   make bench  print the speed and quality figures (sampling, control, guided tasks, soundtrack)
 PYTHON ?= python3
 VENV   ?= .venv
@@ -12,7 +14,7 @@ STAMP  := $(VENV)/.installed
 # newest CUDA build (several GB). The package itself keeps a loose torch requirement (Colab).
 TORCH  ?= torch==2.13.0
 
-.PHONY: setup system-deps demo test test-fast lab release data bench train clean
+.PHONY: setup system-deps demo test test-fast lab release publish data bench train clean
 
 setup: $(STAMP)
 
@@ -41,6 +43,10 @@ lab: setup
 
 release: setup
 	$(PY) -m course_lib.grading release
+
+# REPO left out: `git remote get-url origin`, when that is a GitHub address.
+publish: setup
+	$(PY) -m course_lib.colab publish $(REPO) --branch $(or $(BRANCH),main)
 
 data: setup
 	$(PY) -m course_lib prepare-data

@@ -16,14 +16,22 @@ Outside Colab (JupyterLab, VS Code, nbgrader) it does nothing and prints nothing
    - changes into ``lessons/<lesson>/`` so the notebook's relative paths work.
    Each step checks first, so running the cell again installs nothing twice.
 
-REPO_URL is the one place that names the public repository. **It is a placeholder until the course
-is published**: set it, run ``python -m course_lib.colab sync`` (rewrites every solution's setup
-cell), regenerate the release, and print the README's "Open in Colab" links with
-``python -m course_lib.colab links``.
+``REPO_URL`` (with ``BRANCH``) below is the one place that names the public repository. It is
+``None`` until the course is published; the setup cell then says so in one line, and how to put
+the course on Colab by hand (upload its folder, or clone a copy). Publishing is one command:
 
+    python -m course_lib.colab publish [URL] [--branch B]    # or: make publish REPO=URL
+      sets REPO_URL and BRANCH in this file, rewrites every solution's setup cell, regenerates the
+      releases (python -m course_lib.grading release) and the README's Open-in-Colab links. URL
+      defaults to `git remote get-url origin` when that is a GitHub address; a URL that is not a
+      git repository address (https://host/owner/repo[.git]) is refused.
+    python -m course_lib.colab unpublish                     # back to "not published yet"
     python -m course_lib.colab sync [--check] [LESSON ...]   # write (or check) the setup cells
     python -m course_lib.colab cell LESSON                   # print one lesson's setup cell
     python -m course_lib.colab links                         # README lines with Open-in-Colab badges
+
+On Colab a GPU is used when the runtime has one: the lessons pick their device with
+``course_lib.devices.pick_device("auto")`` (CUDA when present), and ``setup`` says which it found.
 """
 from __future__ import annotations
 
@@ -39,8 +47,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-REPO_URL = "https://github.com/OWNER/REPO"  # PLACEHOLDER: the public course repository, once it exists
-BRANCH = "main"
+REPO_URL = None  # the public course repository (https://github.com/OWNER/REPO); None: not published yet
+BRANCH = 'main'
 COLAB_ROOT = "/content"  # Colab's working folder, shown in its file browser
 SETUP_TAG = "colab-setup"
 DISTRIBUTION = "diffusion-soundtracks"  # pyproject.toml's project name
@@ -48,7 +56,8 @@ DISTRIBUTION = "diffusion-soundtracks"  # pyproject.toml's project name
 # runtime dependencies without the instructor tools (nbgrader, jupyterlab) and torch, plus the
 # FluidSynth bindings. ipywidgets 7.6 (Colab's own) is enough: the widgets work with 7 and 8.
 REQUIREMENTS = (("numpy", "numpy", "1.24"), ("matplotlib", "matplotlib", "3.7"),
-                ("ipywidgets", "ipywidgets", "7.6"), ("pretty_midi", "pretty_midi", "0.2.10"),
+                ("ipywidgets", "ipywidgets", "7.6"), ("anywidget", "anywidget", "0.9"),
+                ("pretty_midi", "pretty_midi", "0.2.10"),
                 ("music21", "music21", "9.1"), ("tqdm", "tqdm", "4.66"), ("pyfluidsynth", "fluidsynth", "1.3"))
 PROTECTED = ("torch", "torchvision", "torchaudio", "numpy")  # pinned to Colab's builds while installing
 TORCH_REQUIREMENT = "torch>=2.1"  # only where no torch is installed at all (never on Colab)
@@ -60,28 +69,140 @@ SETUP_CELL = '''\
 import sys
 if "google.colab" in sys.modules:
     import os, subprocess
-    REPO_DIR = {repo_dir}
-    if not os.path.isdir(os.path.join(REPO_DIR, ".git")):
+    REPO_URL, REPO_DIR = {repo_url}, {repo_dir}  # REPO_URL None: the course is not published yet
+    if REPO_URL and not os.path.isdir(os.path.join(REPO_DIR, "course_lib")):
         subprocess.run(["git", "clone", "--quiet", "--depth", "1", "--branch", {branch},
-                        {repo_url}, REPO_DIR], check=True)
-    if REPO_DIR not in sys.path:
-        sys.path.insert(0, REPO_DIR)
-    from course_lib import colab  # standard library only: safe before anything is installed
-    colab.setup({lesson}, REPO_DIR)'''
+                        REPO_URL, REPO_DIR], check=True)
+    if os.path.isdir(os.path.join(REPO_DIR, "course_lib")):
+        if REPO_DIR not in sys.path:
+            sys.path.insert(0, REPO_DIR)
+        from course_lib import colab  # standard library only: safe before anything is installed
+        colab.setup({lesson}, REPO_DIR)
+    else:
+        print({unpublished})'''
+UNPUBLISHED = ("This course is not published yet, so Colab cannot fetch it: upload the course folder as {repo_dir} "
+               "(Files pane) or `!git clone` a copy of it there, then run this cell again: it will `pip install` "
+               "the course from that folder.")
+NO_COURSE = "{repo_dir} has no course_lib folder: is {repo_url} the course's repository (REPO_URL in course_lib/colab.py)?"
+GIT_URL = re.compile(r"https://[A-Za-z0-9.-]+(:\d+)?(/[A-Za-z0-9._~-]+){2,}?(\.git)?/?")
 
 
-def repo_name(repo_url: str = REPO_URL) -> str:
+_UNSET = object()  # "this module's REPO_URL / BRANCH", read when called (publish changes them)
+
+
+def repo_name(repo_url: str | None = _UNSET) -> str:
+    """The clone's folder name: the repository's last path part, or the distribution's name unpublished."""
+    repo_url = REPO_URL if repo_url is _UNSET else repo_url
+    if not repo_url:
+        return DISTRIBUTION
     return repo_url.rstrip("/").removesuffix(".git").rsplit("/", 1)[-1]
 
 
-def render_setup_cell(lesson: str, *, repo_url: str = REPO_URL, branch: str = BRANCH,
+def render_setup_cell(lesson: str, *, repo_url: str | None = _UNSET, branch: str | None = None,
                       root: str = COLAB_ROOT) -> str:
-    """The setup cell's source for ``lesson`` (e.g. "01_music_as_data")."""
+    """The setup cell's source for ``lesson`` (e.g. "01_music_as_data"); repo_url None: unpublished."""
     if not re.fullmatch(r"\d\d_[a-z0-9_]+", lesson):
         raise ValueError(f"lesson names look like '01_music_as_data', got {lesson}")
+    repo_url = REPO_URL if repo_url is _UNSET else repo_url
     repo_dir = f"{root.rstrip('/')}/{repo_name(repo_url)}"
-    values = dict(repo_dir=repo_dir, branch=branch, repo_url=repo_url, lesson=lesson)
-    return SETUP_CELL.format(**{key: json.dumps(value) for key, value in values.items()})  # "..." literals
+    values = dict(repo_dir=repo_dir, branch=branch or BRANCH, repo_url=repo_url, lesson=lesson,
+                  unpublished=(NO_COURSE if repo_url else UNPUBLISHED).format(repo_dir=repo_dir, repo_url=repo_url))
+    return SETUP_CELL.format(**{key: "None" if value is None else json.dumps(value)  # Python literals
+                                for key, value in values.items()})
+
+
+# --------------------------------------------------------------------------- publishing
+
+def check_git_url(url: str) -> str:
+    """``url`` as Colab can clone it (https, no credentials), or a ValueError that says what to give.
+    git@github.com:owner/repo.git becomes https://github.com/owner/repo.git."""
+    url = str(url).strip()
+    ssh = re.fullmatch(r"(?:ssh://)?git@([A-Za-z0-9.-]+)[:/](.+)", url)
+    if ssh:
+        url = f"https://{ssh.group(1)}/{ssh.group(2)}"
+    if not GIT_URL.fullmatch(url) or "@" in url:
+        raise ValueError(f"{url!r} is not the address of a git repository that Colab can clone: give its https "
+                         "address without credentials, e.g. https://github.com/you/diffusion-soundtracks")
+    return url
+
+
+def origin_url(root) -> str | None:
+    """``git remote get-url origin`` in ``root`` when it is a GitHub address (https form), else None."""
+    done = subprocess.run(["git", "remote", "get-url", "origin"], cwd=root, capture_output=True, text=True)
+    url = done.stdout.strip()
+    if done.returncode != 0 or "github.com" not in url:
+        return None
+    try:
+        return check_git_url(url)
+    except ValueError:
+        return None
+
+
+def repository(root) -> tuple[str | None, str]:
+    """(REPO_URL, BRANCH) as written in ``root``'s course_lib/colab.py (what publish sets)."""
+    import ast
+
+    values = {}
+    for node in ast.parse(Path(root, "course_lib", "colab.py").read_text()).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and getattr(node.targets[0], "id", "") in (
+                "REPO_URL", "BRANCH"):
+            values[node.targets[0].id] = ast.literal_eval(node.value)
+    return values["REPO_URL"], values["BRANCH"]
+
+
+def set_repository(root, url: str | None, branch: str = "main") -> None:
+    """Write REPO_URL and BRANCH into ``root``'s course_lib/colab.py (this module's own lines)."""
+    global REPO_URL, BRANCH
+    path = Path(root, "course_lib", "colab.py")
+    text = path.read_text()
+    for name, value in (("REPO_URL", url), ("BRANCH", branch)):
+        text, n = re.subn(rf"^{name} = [^#\n]*?(?=\s*(#|$))", f"{name} = {value!r}", text, count=1, flags=re.M)
+        if n != 1:
+            raise RuntimeError(f"{path} has no line `{name} = ...` to set")
+    path.write_text(text)
+    if Path(__file__).resolve() == path.resolve():
+        REPO_URL, BRANCH = url, branch
+
+
+README_START, README_END = "<!-- colab-links -->", "<!-- /colab-links -->"
+
+
+def update_readme(root) -> bool:
+    """Put ``readme_links(root)`` between the README's colab-links markers; returns whether it changed."""
+    path = Path(root, "README.md")
+    text = path.read_text()
+    if README_START not in text:
+        raise RuntimeError(f"{path} has no {README_START} marker where the Open-in-Colab links go")
+    head, _, rest = text.partition(README_START)
+    tail = rest.partition(README_END)[2] if README_END in rest else rest
+    new = f"{head}{README_START}\n{readme_links(root)}\n{README_END}{tail}"
+    if new != text:
+        path.write_text(new)
+    return new != text
+
+
+def publish(root, url: str | None = None, branch: str | None = None, *, release: bool = True) -> list[str]:
+    """Name the public repository (``url``; None: ``origin_url(root)``) everywhere it is needed:
+    this module's REPO_URL/BRANCH, every solution's setup cell, the releases, the README's links.
+    Returns what changed (paths relative to ``root``)."""
+    if url is None:
+        url = origin_url(root)
+        if url is None:
+            raise ValueError("no URL given and `git remote get-url origin` is not a GitHub address: "
+                             "python -m course_lib.colab publish https://github.com/you/diffusion-soundtracks")
+    url = check_git_url(url) if url != "" else None
+    branch = branch or "main"
+    set_repository(root, url, branch)
+    changed = ["course_lib/colab.py"]
+    changed += [str(p.relative_to(root)) for p in _lessons(Path(root))
+                if sync_notebook(p, repo_url=url, branch=branch)]
+    if update_readme(root):
+        changed.append("README.md")
+    if release:
+        from . import grading  # instructor side only (nbgrader)
+
+        changed += [str(Path(p).relative_to(root)) for p in grading.release(Path(root))]
+    return changed
 
 
 # --------------------------------------------------------------------------- what is installed (on Colab)
@@ -159,6 +280,15 @@ def lesson_folder(repo_dir: Path, lesson: str) -> Path:
                             f"right and the lesson name spelled as in the repository?")
 
 
+def device_summary() -> str:
+    """Which device the lessons' ``devices.pick_device("auto")`` will choose here, in words."""
+    import torch  # installed by now: Colab ships it
+
+    if torch.cuda.is_available():
+        return f"the GPU ({torch.cuda.get_device_name(0)}) is used"
+    return "no GPU in this runtime, so the CPU is used (Runtime > Change runtime type > GPU trains faster)"
+
+
 def setup(lesson: str, repo_dir) -> list[str]:
     """On Colab: install what is missing, enable custom widgets, ``cd`` into the lesson; returns what
     was installed (empty when everything already was)."""
@@ -188,7 +318,7 @@ def setup(lesson: str, repo_dir) -> list[str]:
     os.chdir(folder)
     torch = installed_version("torch")
     print(f"Colab setup: {'installed ' + ', '.join(done) if done else 'everything was already installed'}; "
-          f"torch {torch} as Colab ships it; working folder {folder}")
+          f"torch {torch} as Colab ships it; {device_summary()}; working folder {folder}")
     if stale:
         print(f"Upgraded after being imported: {', '.join(stale)}. Restart the session "
               "(Runtime > Restart session) and run this cell again.")
@@ -207,15 +337,15 @@ def _lessons(root: Path, names=None) -> list[Path]:
     return paths
 
 
-def sync_notebook(path, *, check: bool = False) -> bool:
+def sync_notebook(path, *, check: bool = False, repo_url: str | None = _UNSET, branch: str | None = None) -> bool:
     """Make the first code cell of ``path`` the lesson's setup cell: rewrite it if it is tagged
     ``colab-setup``, else insert one before it. Returns whether the notebook changed (or, with
-    ``check``, would change; nothing is written then)."""
+    ``check``, would change; nothing is written then). repo_url, branch: this module's by default."""
     import nbformat  # instructor side only: Colab never runs this
 
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
-    source = render_setup_cell(path.stem)
+    source = render_setup_cell(path.stem, repo_url=repo_url, branch=branch)
     code = [i for i, cell in enumerate(nb.cells) if cell.cell_type == "code"]
     tagged = [i for i in code if SETUP_TAG in nb.cells[i].metadata.get("tags", [])]
     if tagged and tagged != code[:1]:
@@ -233,28 +363,46 @@ def sync_notebook(path, *, check: bool = False) -> bool:
     return True
 
 
+def _repository_of(root) -> tuple[str | None, str]:
+    """(REPO_URL, BRANCH) of the course at ``root``: its colab.py's, else this module's."""
+    return repository(root) if Path(root, "course_lib", "colab.py").is_file() else (REPO_URL, BRANCH)
+
+
 def out_of_date(root, names=None) -> list[str]:
     """Solution notebooks under ``root`` whose setup cell differs from the template."""
-    return [str(p.relative_to(root)) for p in _lessons(Path(root), names) if sync_notebook(p, check=True)]
+    url, branch = _repository_of(root)
+    return [str(p.relative_to(root)) for p in _lessons(Path(root), names)
+            if sync_notebook(p, check=True, repo_url=url, branch=branch)]
 
 
-def colab_url(lesson: str, repo_url: str = REPO_URL, branch: str = BRANCH) -> str:
-    """Colab's address for the student notebook of ``lesson`` in the GitHub repository."""
-    owner_repo = re.sub(r"^https://github\.com/", "", repo_url.rstrip("/").removesuffix(".git"))
-    return f"https://colab.research.google.com/github/{owner_repo}/blob/{branch}/lessons/{lesson}/{lesson}.ipynb"
+def colab_url(lesson: str, repo_url: str | None = _UNSET, branch: str | None = None) -> str | None:
+    """Colab's address for the student notebook of ``lesson`` in the GitHub repository (None when
+    the course is not published on GitHub: Colab opens notebooks from GitHub only)."""
+    repo_url = REPO_URL if repo_url is _UNSET else repo_url
+    if not repo_url or not repo_url.startswith("https://github.com/"):
+        return None
+    owner_repo = repo_url.rstrip("/").removesuffix(".git").removeprefix("https://github.com/")
+    return (f"https://colab.research.google.com/github/{owner_repo}/blob/{branch or BRANCH}/"
+            f"lessons/{lesson}/{lesson}.ipynb")
 
 
 def readme_links(root) -> str:
-    """Markdown lines for the README: each lesson's title with an "Open in Colab" badge."""
+    """Markdown lines for the README: each lesson's title with an "Open in Colab" badge (or, before
+    the course is published on GitHub, a line that says how to publish it)."""
     import nbformat
 
+    url, branch = _repository_of(root)
     lines = []
     for path in _lessons(Path(root)):
         nb = nbformat.read(path, as_version=4)
         heading = next((line.lstrip("# ").strip() for cell in nb.cells if cell.cell_type == "markdown"
                         for line in cell.source.splitlines() if line.startswith("# ")), path.stem)
         badge = "[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
-        lines.append(f"- {heading} {badge}({colab_url(path.stem)})")
+        link = colab_url(path.stem, url, branch)
+        if link is None:
+            return ("*Not published yet, so there are no Open-in-Colab links: the course's maintainer runs "
+                    "`make publish REPO=https://github.com/OWNER/REPO` once the repository is public.*")
+        lines.append(f"- {heading} {badge}({link})")
     return "\n".join(lines)
 
 
@@ -266,12 +414,28 @@ def main(argv: list[str] | None = None) -> int:
     sync.add_argument("lessons", nargs="*")
     commands.add_parser("cell", help="print one lesson's setup cell").add_argument("lesson")
     commands.add_parser("links", help="print README lines with Open-in-Colab badges")
+    pub = commands.add_parser("publish", help="name the public repository everywhere (cells, releases, README)")
+    pub.add_argument("url", nargs="?", help="https address of the repository (default: origin, if on GitHub)")
+    pub.add_argument("--branch", default="main", help="the branch Colab clones (default: main)")
+    pub.add_argument("--no-release", action="store_true", help="leave lessons/ alone (regenerate it later)")
+    commands.add_parser("unpublish", help="back to 'not published yet' (cells, releases, README)").add_argument(
+        "--no-release", action="store_true", help="leave lessons/ alone (regenerate it later)")
     args = parser.parse_args(argv)
     root = Path(__file__).resolve().parent.parent
     if args.command == "cell":
-        print(render_setup_cell(args.lesson))
+        print(render_setup_cell(args.lesson, repo_url=repository(root)[0], branch=repository(root)[1]))
     elif args.command == "links":
         print(readme_links(root))
+    elif args.command in ("publish", "unpublish"):
+        url = "" if args.command == "unpublish" else args.url
+        try:
+            changed = publish(root, url, getattr(args, "branch", "main"), release=not args.no_release)
+        except (ValueError, RuntimeError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        where = f"{REPO_URL} (branch {BRANCH})" if REPO_URL else "nowhere: not published yet"
+        print(f"the course's repository: {where}; {len(changed)} file(s) written" +
+              "".join(f"\n  {c}" for c in changed))
     else:
         changed = [str(p.relative_to(root)) for p in _lessons(root, args.lessons)
                    if sync_notebook(p, check=args.check)]

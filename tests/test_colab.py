@@ -16,6 +16,7 @@ from course_lib import colab, grading
 
 REPO = grading.REPO
 LESSON = "01_music_as_data"
+URL = "https://github.com/someone/diffusion-soundtracks"  # a published course's address (made up)
 COLAB_TORCH = "2.5.1+cu121"  # what Colab ships: a CUDA build that pip must never replace
 COLAB_PACKAGES = {"torch": COLAB_TORCH, "torchvision": "0.20.1+cu121", "torchaudio": "2.5.1+cu121",
                   "numpy": "1.26.4", "matplotlib": "3.8.0", "ipywidgets": "7.7.1", "music21": "9.1.0",
@@ -46,6 +47,7 @@ class SimulatedColab:
         if command[:2] == ["git", "clone"]:
             destination = Path(command[-1])
             (destination / ".git").mkdir(parents=True)
+            (destination / "course_lib").mkdir()
             (destination / "lessons" / LESSON).mkdir(parents=True)
         elif command[:2] == ["apt-get", "install"]:
             if self.fail_next_apt_install:
@@ -110,17 +112,17 @@ def test_on_colab_it_installs_each_missing_piece_once_and_never_touches_torch(si
     import torch  # the kernel's torch, imported before the setup cell runs (as on Colab)
 
     fake = simulated_colab
-    cell = colab.render_setup_cell(LESSON, root=str(fake.root))
+    cell = colab.render_setup_cell(LESSON, repo_url=URL, root=str(fake.root))
     run_cell(cell)
     first_run = list(fake.commands)
-    repo_dir = fake.root / colab.repo_name()
+    repo_dir = fake.root / colab.repo_name(URL)
     kinds = [" ".join(c[:2]) if c[0] != sys.executable else "pip " + ("editable" if "--editable" in c else "deps")
              for c in first_run]
     assert kinds == ["git clone", "apt-get install", "pip deps", "pip editable"], first_run
-    assert first_run[0][-2:] == [colab.REPO_URL, str(repo_dir)]
+    assert first_run[0][-2:] == [URL, str(repo_dir)]
     assert first_run[1][-1] == "fluidsynth" and "-qq" in first_run[1]
     requirements = [a for a in first_run[2][4:] if not a.startswith("-") and not a.endswith(".txt")]
-    assert requirements == ["pretty_midi>=0.2.10", "pyfluidsynth>=1.3"]  # only what Colab lacks
+    assert requirements == ["anywidget>=0.9", "pretty_midi>=0.2.10", "pyfluidsynth>=1.3"]  # only what Colab lacks
     assert fake.constraints == [[f"torch=={COLAB_TORCH}", "torchvision==0.20.1+cu121",
                                  "torchaudio==2.5.1+cu121", "numpy==1.26.4"]]
     assert first_run[3][-3:] == ["--no-deps", "--editable", str(repo_dir)]
@@ -248,8 +250,107 @@ def test_every_solution_starts_with_the_setup_cell():
 
 
 def test_open_in_colab_links():
-    url = colab.colab_url(LESSON, "https://github.com/someone/diffusion-soundtracks.git")
+    url = colab.colab_url(LESSON, URL + ".git")
     assert url == ("https://colab.research.google.com/github/someone/diffusion-soundtracks/blob/main/"
                    f"lessons/{LESSON}/{LESSON}.ipynb")
-    links = colab.readme_links(REPO)
-    assert f"lessons/{LESSON}/{LESSON}.ipynb" in links and "colab-badge.svg" in links
+    assert colab.colab_url(LESSON, None) is None  # not published: no link to a repository that is not there
+    assert colab.colab_url(LESSON, "https://gitlab.com/someone/ds.git") is None  # Colab opens GitHub only
+
+
+# --------------------------------------------------------------------------- publishing
+
+def course_copy(root: Path, lessons=(LESSON, "08_adaptive_soundtrack")) -> Path:
+    """The parts of the course that publish writes: colab.py (the one place), solutions, README."""
+    (root / "course_lib").mkdir(parents=True)
+    shutil.copy(Path(colab.__file__), root / "course_lib" / "colab.py")
+    for lesson in lessons:
+        source = grading.notebook_path(REPO, grading.SOURCE, lesson)
+        (root / "solutions" / lesson).mkdir(parents=True)
+        shutil.copy(source, root / "solutions" / lesson / source.name)
+    shutil.copy(REPO / "README.md", root / "README.md")
+    return root
+
+
+def setup_cells(root: Path) -> dict:
+    return {p.stem: [c for c in nbformat.read(p, as_version=4).cells if c.cell_type == "code"][0].source
+            for p in sorted(root.glob("solutions/*/*.ipynb"))}
+
+
+def test_publish_names_the_repository_in_every_cell_and_the_readme(tmp_path, monkeypatch):
+    root = course_copy(tmp_path)
+    released = []
+    monkeypatch.setattr(grading, "release", lambda r: released.append(r) or [r / "lessons" / LESSON / "x.ipynb"])
+    module_url = colab.REPO_URL
+    changed = colab.publish(root, URL, "course", release=True)
+    assert colab.repository(root) == (URL, "course") and colab.REPO_URL == module_url  # not this module's file
+    assert sorted(changed)[:2] == ["README.md", "course_lib/colab.py"] and released == [root]
+    for lesson, cell in setup_cells(root).items():
+        assert cell == colab.render_setup_cell(lesson, repo_url=URL, branch="course")
+        assert f'"{URL}"' in cell and '"--branch", "course"' in cell
+    readme = (root / "README.md").read_text()
+    assert readme.count("colab-badge.svg") == 2 and "/blob/course/lessons/08_adaptive_soundtrack/" in readme
+    assert colab.out_of_date(root) == [] and colab.publish(root, URL, "course", release=False) == ["course_lib/colab.py"]
+
+    colab.publish(root, "", release=False)  # unpublish: back to the committed state
+    assert colab.repository(root) == (None, "main")
+    assert (root / "README.md").read_text().count("colab-badge.svg") == 0 and "Not published yet" in \
+        (root / "README.md").read_text()
+    assert all("REPO_URL, REPO_DIR = None," in cell for cell in setup_cells(root).values())
+
+
+@pytest.mark.parametrize("url", ["hello", "http://github.com/a/b", "https://github.com/only-owner",
+                                 "https://user:secret@github.com/a/b", "/home/me/course", "file:///srv/course.git"])
+def test_publish_refuses_what_colab_cannot_clone(tmp_path, url, capsys):
+    root = course_copy(tmp_path, lessons=(LESSON,))
+    before = (root / "course_lib" / "colab.py").read_text()
+    with pytest.raises(ValueError, match="https address"):
+        colab.publish(root, url, release=False)
+    assert (root / "course_lib" / "colab.py").read_text() == before
+
+
+def test_publish_defaults_to_a_github_origin(tmp_path):
+    root = course_copy(tmp_path, lessons=(LESSON,))
+    git = ["git", "-C", str(root)]
+    subprocess.run([*git, "init", "-q"], check=True)
+    with pytest.raises(ValueError, match="no URL given"):  # no origin at all
+        colab.publish(root, release=False)
+    subprocess.run([*git, "remote", "add", "origin", "https://gitlab.com/me/ds.git"], check=True)
+    with pytest.raises(ValueError, match="not a GitHub address"):
+        colab.publish(root, release=False)
+    subprocess.run([*git, "remote", "set-url", "origin", "git@github.com:me/ds.git"], check=True)
+    colab.publish(root, release=False)
+    assert colab.repository(root) == ("https://github.com/me/ds.git", "main")
+
+
+def test_the_committed_course_is_published_exactly_when_origin_is_on_github():
+    assert colab.repository(REPO) == (colab.REPO_URL, colab.BRANCH)
+    assert colab.REPO_URL == colab.origin_url(REPO), "run `make publish` (or `python -m course_lib.colab unpublish`)"
+    readme = (REPO / "README.md").read_text()
+    assert colab.readme_links(REPO) in readme, "README links out of date: python -m course_lib.colab publish"
+
+
+def test_unpublished_the_cell_says_so_in_one_line(simulated_colab, capsys):
+    run_cell(colab.render_setup_cell(LESSON, repo_url=None, root=str(simulated_colab.root)))
+    out = capsys.readouterr().out
+    assert simulated_colab.commands == [] and out.count("\n") == 1
+    assert "not published yet" in out and f"{simulated_colab.root}/{colab.DISTRIBUTION}" in out and "upload" in out
+    uploaded = simulated_colab.root / colab.DISTRIBUTION  # the student uploads the folder, runs the cell again
+    (uploaded / "course_lib").mkdir(parents=True)
+    (uploaded / "lessons" / LESSON).mkdir(parents=True)
+    run_cell(colab.render_setup_cell(LESSON, repo_url=None, root=str(simulated_colab.root)))
+    assert [c[:2] for c in simulated_colab.commands][0] == ["apt-get", "install"]  # no clone, then the setup
+    assert Path.cwd() == uploaded / "lessons" / LESSON
+
+
+def test_the_setup_says_whether_a_gpu_is_used(simulated_colab, monkeypatch, capsys):
+    import torch
+
+    simulated_colab.fluidsynth = "libfluidsynth.so.3"
+    (simulated_colab.root / "repo" / "lessons" / LESSON).mkdir(parents=True)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=0: "Tesla T4")
+    colab.setup(LESSON, simulated_colab.root / "repo")
+    assert "the GPU (Tesla T4) is used" in capsys.readouterr().out
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    colab.setup(LESSON, simulated_colab.root / "repo")
+    assert "no GPU in this runtime, so the CPU is used" in capsys.readouterr().out
