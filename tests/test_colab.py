@@ -2,10 +2,13 @@
 once, never touches torch, enables custom widgets and moves into the lesson folder. And the
 tooling that writes the cell into every solution notebook."""
 import ast
+import json
+import os
 import re
 import shutil
 import subprocess
 import sys
+import sysconfig
 import types
 from pathlib import Path
 
@@ -354,3 +357,113 @@ def test_the_setup_says_whether_a_gpu_is_used(simulated_colab, monkeypatch, caps
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     colab.setup(LESSON, simulated_colab.root / "repo")
     assert "no GPU in this runtime, so the CPU is used" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- playing Colab for real
+
+FAKE_COLAB = """\
+class _Output:  # google.colab.output, the one function setup() calls
+    widget_manager_calls = 0
+
+    def enable_custom_widget_manager(self):
+        type(self).widget_manager_calls += 1
+
+
+output = _Output()
+"""
+KERNEL = """\
+import contextlib, io, json, sys
+import google.colab  # Colab's kernel has imported it before the first cell runs
+from IPython.core.interactiveshell import InteractiveShell
+
+shell, outputs = InteractiveShell.instance(), []
+shell.enable_gui = lambda gui=None: None  # a terminal shell has no event loop; %matplotlib inline needs none
+for source in json.load(open(sys.argv[1])):
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        result = shell.run_cell(source)
+    outputs.append(out.getvalue())
+    if not result.success:
+        sys.exit(f"cell failed: {result.error_before_exec or result.error_in_exec!r}\\n{source}\\n{out.getvalue()}")
+import course_lib, torch
+print(json.dumps({"outputs": outputs, "course_lib": course_lib.__file__, "torch": torch.__file__,
+                  "widget_manager_calls": google.colab.output.widget_manager_calls, "cwd": shell.ev("__import__('os').getcwd()")}))
+"""
+
+
+def snapshot_repository(destination: Path) -> Path:
+    """A bare git repository whose one commit is the working tree as it is now (tracked and new files):
+    what a published repository would hold."""
+    source = destination / "working-tree"
+    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
+                           capture_output=True, check=True).stdout.decode().split("\0")
+    for name in filter(None, files):
+        if (REPO / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, source / name)
+    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com", "-C", str(source)]
+    for command in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "snapshot"]):
+        subprocess.run([*git, *command], check=True)
+    subprocess.run(["git", "clone", "-q", "--bare", str(source), str(destination / "course.git")], check=True)
+    return destination / "course.git"
+
+
+def colab_runtime(root: Path) -> tuple[Path, dict]:
+    """A fresh virtual environment without pip or course_lib that sees this one's packages (torch and
+    the rest: what Colab preinstalls) read-only, plus a fake ``google.colab``; returns its python and
+    the environment to run it in (offline: pip may only use what is already here)."""
+    preinstalled, fake = root / "preinstalled", root / "fake-colab"
+    preinstalled.mkdir()
+    for entry in Path(sysconfig.get_paths()["purelib"]).iterdir():
+        if not entry.name.startswith(("__editable__", "diffusion_soundtracks", "course_lib")) and entry.suffix != ".pth":
+            (preinstalled / entry.name).symlink_to(entry)
+    (fake / "google" / "colab").mkdir(parents=True)
+    (fake / "google" / "colab" / "__init__.py").write_text(FAKE_COLAB)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root / "venv")], check=True)
+    python = root / "venv" / "bin" / "python"
+    site = Path(subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               capture_output=True, text=True, check=True).stdout.strip())
+    (site / "colab-preinstalled.pth").write_text(f"{fake}\n{preinstalled}\n")
+    bin_dir = root / "bin"  # apt-get must not run: FluidSynth is expected installed (make system-deps)
+    bin_dir.mkdir()
+    (bin_dir / "apt-get").write_text("#!/bin/sh\necho 'this test runs offline: install fluidsynth first "
+                                     "(make system-deps)' >&2\nexit 1\n")
+    (bin_dir / "apt-get").chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "PIP_NO_INDEX": "1",
+           "PIP_CONFIG_FILE": os.devnull, "PIP_NO_BUILD_ISOLATION": "0", "PYTHONNOUSERSITE": "1"}
+    env.pop("PYTHONPATH", None)
+    return python, env
+
+
+def test_a_lesson_opens_on_a_simulated_colab_from_a_clone(tmp_path):
+    """The real setup cell in a fresh environment: clone (file://), install course_lib once, never torch,
+    then the lesson's first code cells run with course_lib imported from the clone."""
+    lesson = LESSON
+    notebook = nbformat.read(grading.notebook_path(REPO, grading.RELEASE, lesson), as_version=4)
+    code = [c.source for c in notebook.cells if c.cell_type == "code"]
+    assert code[0] == colab.render_setup_cell(lesson), "the release's setup cell is not the template's"
+    url = snapshot_repository(tmp_path).as_uri()  # file:///.../course.git
+    content = tmp_path / "content"  # Colab's /content
+    content.mkdir()
+    python, env = colab_runtime(tmp_path)
+    setup = colab.render_setup_cell(lesson, repo_url=url, root=str(content))
+    cells = tmp_path / "cells.json"
+    cells.write_text(json.dumps([setup, setup, *code[1:4]]))  # the setup twice, then the lesson's first cells
+    done = subprocess.run([python, "-c", KERNEL, str(cells)], cwd=content, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    clone = content / "course"
+    assert Path(result["course_lib"]).resolve().is_relative_to(clone.resolve()), result["course_lib"]
+    first, second = result["outputs"][:2]
+    assert "installed course_lib (editable, no dependencies)" in first and first.count("\n") == 1, first
+    assert "everything was already installed" in second, second  # nothing installed twice
+    assert "CPU is used" in first or "GPU" in first
+    assert result["widget_manager_calls"] == 2 and result["cwd"] == str(clone / "lessons" / lesson)
+    assert "parts: ['Soprano', 'Alto', 'Tenor', 'Bass']" in result["outputs"][3]  # the lesson's own cells ran
+    assert Path(result["torch"]).parent.parent == tmp_path / "preinstalled"  # Colab's torch, never reinstalled
+    site = Path(result["course_lib"]).parents[1]
+    venv_site = next((tmp_path / "venv").glob("lib/python*/site-packages"))
+    installed = sorted(p.name for p in venv_site.iterdir() if p.name != "__pycache__")
+    assert [n for n in installed if not n.startswith(("__editable__", "diffusion_soundtracks"))] == \
+        ["colab-preinstalled.pth"], installed  # only course_lib was installed here: no torch, nothing else
+    assert site == clone
