@@ -311,15 +311,22 @@ def render(piece, spec: music.RollSpec | None = None, *, tempo: float | None = N
     """
     sample_rate = _check_sample_rate(sample_rate)
     midi, duration = _to_midi(piece, spec, tempo)
-    info = backend_info(backend, soundfont)
+    backend_info(backend, soundfont)  # a bad backend or soundfont is an error even for silence
     length = int(round((duration + TAIL_SECONDS) * sample_rate))
     if not any(inst.notes for inst in midi.instruments):
         return np.zeros(length, dtype=np.float32)
+    return _finish(synthesize(midi, sample_rate, backend, soundfont), length, sample_rate)
+
+
+def synthesize(midi: pretty_midi.PrettyMIDI, sample_rate: int = 22050, backend: str = "auto",
+               soundfont=None) -> np.ndarray:
+    """The raw waveform of ``midi``: no normalisation, no fixed length (its notes' releases included).
+    What ``render`` finishes; pieces played one after another (the live soundtrack's bars) use it
+    so that every piece keeps the same loudness scale."""
+    info = backend_info(backend, soundfont)
     if info.name == "fluidsynth":
-        samples = _render_fluidsynth(midi, sample_rate, info.soundfont)
-    else:
-        samples = _render_builtin(midi, sample_rate)
-    return _finish(samples, length, sample_rate)
+        return _render_fluidsynth(midi, _check_sample_rate(sample_rate), info.soundfont)
+    return _render_builtin(midi, _check_sample_rate(sample_rate))
 
 
 def _waveform_and_caption(piece, spec, tempo, sample_rate, backend, soundfont) -> tuple[np.ndarray, str]:
