@@ -273,8 +273,11 @@ class LiveSoundtrack:
             self.engine._truncate(min(self.engine.bars, self.sent + self.engine.transition_bars))
             began = time.perf_counter()
             self._advance(wanted)
+            seconds = time.perf_counter() - began
             if change is not None and change.state == wanted:
-                change.generation_seconds = time.perf_counter() - began
+                change.generation_seconds = seconds
+            what = "the transition into " if self.sent else ""
+            self.on_status(f"{what}{wanted} generated in {seconds:.2f} s; it plays from bar {self.sent + 1}")
             return True
         if need >= self.sent:  # the browser waits for bar `sent`
             if self.sent < final:
@@ -479,10 +482,15 @@ function render({ model, el }) {
     ensureContext();
     log.clicks.push({ state, at: ctx.currentTime, playingBar: playingBar(), scheduled: nextIndex });
     model.send({ type: "state", state });
+    mark(state);
     if (!playing) { playing = true; paused = false; ask(); }
     show();
   }
-  for (const state of model.get("states")) button(state, () => press(state), "ls-state");
+  const stateButtons = model.get("states").map((state) => button(state, () => press(state), "ls-state"));
+  function mark(state) {  // the state asked for last is underlined
+    stateButtons.forEach((b) => { b.style.textDecoration = b.textContent === state ? "underline" : "none"; });
+  }
+  mark(model.get("state"));
   const pauseButton = button("pause", () => {
     if (!playing || ctx === null) return;
     paused = !paused;

@@ -21,7 +21,7 @@ def load(name):
     ("control", ["real test windows", "no labels", "classifier-free, w=8", "classifier, s=30 (no labels)",
                  "diversity"]),
     ("soundtrack", ["real-time factor", "budget 10%", "state changes", "real chorales, every bar line",
-                    "style as asked", "battle"]),
+                    "style as asked", "battle", "click -> first bar of the new state heard", "underruns 0"]),
 ])
 def test_quick_run_prints_every_table(name, expected, capsys):
     assert load(name).main(["--quick"]) == 0

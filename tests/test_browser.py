@@ -1,5 +1,7 @@
 """A real browser: JupyterLab 4 from this venv, headless Chromium driven by Playwright, the widget smoke
 notebook run, its slider moved; the widget must render (slider, image, <audio>) and the image change.
+And the live soundtrack player (course_lib.live_player): started, two state changes clicked, its Web
+Audio schedule read back from the page.
 
 Screenshots go to test-artifacts/browser/ (ignored by git). Needs /usr/bin/chromium and the playwright
 package (never `playwright install`: the system Chromium is used); skipped without them.
@@ -21,10 +23,11 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOK = REPO / "tests" / "notebooks" / "widget_smoke.ipynb"
+LIVE_NOTEBOOK = REPO / "tests" / "notebooks" / "live_player_smoke.ipynb"
 ARTIFACTS = REPO / "test-artifacts" / "browser"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run", "--disable-quic"]
+                  "--disable-sync", "--no-first-run", "--disable-quic", "--autoplay-policy=no-user-gesture-required"]
 WIDGET_ERRORS = ("Error displaying widget", "model not found", "Error creating widget")
 IMAGE = ".jp-OutputArea-output .widget-html-content img"
 
@@ -111,7 +114,8 @@ def jupyterlab(tmp_path):
     if not Path(CHROMIUM).exists():
         pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
     pytest.importorskip("playwright.sync_api", reason="pip install playwright (no `playwright install` needed)")
-    shutil.copy(NOTEBOOK, tmp_path / NOTEBOOK.name)  # the browser autosaves: keep the committed copy clean
+    for notebook in (NOTEBOOK, LIVE_NOTEBOOK):  # the browser autosaves: keep the committed copies clean
+        shutil.copy(notebook, tmp_path / notebook.name)
     for attempt in range(3):  # another process may take the free port before the server binds it
         server = JupyterLab(tmp_path)
         try:
@@ -173,3 +177,82 @@ def test_widget_renders_and_its_slider_redraws_the_figure(jupyterlab):
         finally:
             browser.close()
     print(f"browser test: {time.monotonic() - started:.1f} s in Chromium")
+
+
+LOG = "(() => { const logs = window.liveSoundtracks || []; return logs[logs.length - 1] || null; })()"
+MUSIC_SECONDS = 20.0  # scheduled back to back, at least
+MAX_GAP = 0.020  # seconds between the end of one bar and the start of the next
+
+
+def _live_log(page):
+    return page.evaluate(f"JSON.parse(JSON.stringify({LOG}))")
+
+
+def _music(log) -> float:
+    return sum(bar["duration"] for bar in log["bars"]) if log else 0.0
+
+
+def test_live_player_schedules_bars_back_to_back_and_follows_the_clicks(jupyterlab):
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(f"{jupyterlab.base}/lab/tree/{LIVE_NOTEBOOK.name}?token={jupyterlab.token}")
+            page.locator(".jp-StatusBar-TextItem", has_text="Idle").first.wait_for(timeout=90_000)
+            page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+            page.locator('li[data-command="runmenu:run-all"]').click()
+            player = page.locator(".live-soundtrack").first
+            player.wait_for(timeout=120_000)
+
+            def press(state):
+                player.locator("button.ls-state", has_text=state).click()
+
+            def wait_for_music(seconds, timeout=60_000):
+                page.wait_for_function(f"(() => {{ const log = {LOG}; return log !== null && "
+                                       f"log.bars.reduce((s, b) => s + b.duration, 0) >= {seconds}; }})()",
+                                       timeout=timeout)
+
+            press("exploration")  # starts the music
+            wait_for_music(6.0)
+            page.screenshot(path=str(ARTIFACTS / "live_player_exploration.png"), full_page=True)
+            page.wait_for_timeout(1000)  # mid-bar: heard from the next bar line
+            press("battle")
+            wait_for_music(_music(_live_log(page)) + 7.0)
+            press("victory")  # just after a bar was scheduled: heard from the bar after it
+            wait_for_music(max(MUSIC_SECONDS + 2.0, _music(_live_log(page)) + 6.0))
+            page.screenshot(path=str(ARTIFACTS / "live_player_after_clicks.png"), full_page=True)
+            counter = player.locator(".ls-counter").inner_text()
+            log = _live_log(page)
+            player.locator("button.ls-stop").click()
+            text = page.locator("body").inner_text()
+            assert not [e for e in WIDGET_ERRORS if e in text], f"the page says {text[-500:]!r}"
+        except Exception:
+            with contextlib.suppress(Exception):
+                page.screenshot(path=str(ARTIFACTS / "live_player_failure.png"), full_page=True)
+            raise
+        finally:
+            browser.close()
+    (ARTIFACTS / "live_player_log.json").write_text(json.dumps(log, indent=1))
+
+    bars, clicks = log["bars"], log["clicks"]
+    assert f"bars scheduled: {len(bars)}" in counter and "underruns: 0" in counter, counter
+    assert [b["index"] for b in bars] == list(range(len(bars)))
+    gaps = [b["start"] - (a["start"] + a["duration"]) for a, b in zip(bars, bars[1:])]
+    assert _music(log) >= MUSIC_SECONDS and max(map(abs, gaps)) < MAX_GAP, gaps
+    assert log["underruns"] == 0 and not any(b["underrun"] for b in bars)
+    assert [c["state"] for c in clicks] == ["exploration", "battle", "victory"]
+    latencies = []
+    for click, after in zip(clicks[1:], clicks[2:] + [None]):
+        upcoming = [b for b in bars if b["start"] >= click["at"]]
+        assert click["state"] in [b["state"] for b in upcoming[:2]], (click, upcoming[:2])  # next bar or the one after
+        first = next(b for b in upcoming if b["state"] == click["state"])
+        until = after["at"] if after else float("inf")
+        assert all(b["state"] == click["state"] for b in upcoming if first["start"] <= b["start"] < until)
+        latencies.append(first["start"] - click["at"])
+    print(f"live player: {_music(log):.1f} s of music in {len(bars)} bars, gaps <= {max(map(abs, gaps)) * 1e3:.3f} ms, "
+          f"click to first new-state bar {', '.join(f'{x:.2f} s' for x in latencies)}; "
+          f"{time.monotonic() - started:.1f} s in Chromium")
