@@ -325,9 +325,9 @@ def test_publish_defaults_to_a_github_origin(tmp_path):
     assert colab.repository(root) == ("https://github.com/me/ds.git", "main")
 
 
-def test_the_committed_course_is_published_exactly_when_origin_is_on_github():
+def test_the_committed_course_names_one_repository_everywhere():
+    # (not required to equal origin: a fork's CI checkout has a GitHub origin before anyone publishes)
     assert colab.repository(REPO) == (colab.REPO_URL, colab.BRANCH)
-    assert colab.REPO_URL == colab.origin_url(REPO), "run `make publish` (or `python -m course_lib.colab unpublish`)"
     readme = (REPO / "README.md").read_text()
     assert colab.readme_links(REPO) in readme, "README links out of date: python -m course_lib.colab publish"
 
