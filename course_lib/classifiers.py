@@ -42,7 +42,9 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import ASSETS, data, diffusion, encoding as encodings, models, schedules
+from . import ASSETS, data, diffusion, encoding as encodings, inputs, models, schedules
+from .train import (SIZE_LIMITS, CheckpointError, CheckpointNotFoundError, check_sizes, read_checkpoint_file,
+                    rebuild_part)
 
 FORMAT, VERSION = "diffusion-soundtracks-classifier", 1
 CLASSES = {"style": data.STYLES, "mode": ("major", "minor")}  # head name -> class names (index = label)
@@ -309,32 +311,38 @@ def save_classifier(path, classifier: LabelClassifier, encoding, *, schedule=Non
             "schedule": schedule.to_dict() if schedule is not None else None, "card": card or {},
             "torch": torch.__version__}
     state = {k: v.detach().cpu().contiguous() for k, v in classifier.state_dict().items()}
-    torch.save({"format": FORMAT, "version": VERSION, "meta": json.dumps(meta), "state_dict": state}, path)
+    with inputs.atomic_paths([path]) as (temp,):  # a run killed while saving leaves the old file intact
+        torch.save({"format": FORMAT, "version": VERSION, "meta": json.dumps(meta), "state_dict": state}, temp)
     return path
 
 
 def load_classifier(path) -> ClassifierCheckpoint:
-    """Rebuild a classifier (in eval mode), its encoding and schedule from ``save_classifier``'s file."""
+    """Rebuild a classifier (in eval mode), its encoding and schedule from ``save_classifier``'s file.
+
+    Raises ``train.CheckpointError`` (a ValueError) saying what to do for a missing, damaged,
+    foreign, newer or edited file (sizes in the metadata are bounded before anything is built)."""
     path = Path(path)
+    retrain = "python -m course_lib train-classifier"
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no such classifier checkpoint. The bundled ones are "
-                                f"{[str(p) for p in BUNDLED.values()]}; train one with "
-                                "`python -m course_lib train-classifier`.")
+        raise CheckpointNotFoundError(f"{path}: no such classifier checkpoint. The bundled ones are "
+                                      f"{[str(p) for p in BUNDLED.values()]}; train one with `{retrain}`.")
+    blob, meta = read_checkpoint_file(path, FORMAT, VERSION, retrain=retrain,
+                                      what="classifier checkpoint (a denoiser? load those with pipeline.load)")
+    check_sizes(meta.get("config"), path, retrain=retrain,
+                limits={k: v for k, v in SIZE_LIMITS.items() if k != "heads"})  # a classifier's heads are names
+    if meta.get("schedule"):
+        check_sizes(meta["schedule"], path, retrain=retrain)
+    classifier = rebuild_part(path, "classifier config", lambda: build_classifier(meta["config"]), retrain=retrain)
     try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise ValueError(f"{path} is damaged or not a PyTorch file ({type(err).__name__}); restore it from git "
-                         "or retrain it with `python -m course_lib train-classifier`.") from None
-    if not isinstance(blob, dict) or blob.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a classifier checkpoint (a denoiser? load those with pipeline.load)")
-    if blob.get("version") != VERSION:
-        raise ValueError(f"{path} has classifier format version {blob.get('version')}; this course_lib reads "
-                         f"version {VERSION}: retrain it with `python -m course_lib train-classifier`.")
-    meta = json.loads(blob["meta"])
-    classifier = build_classifier(meta["config"])
-    classifier.load_state_dict(blob["state_dict"])
-    schedule = schedules.NoiseSchedule.from_dict(meta["schedule"]) if meta.get("schedule") else None
-    return ClassifierCheckpoint(classifier.eval(), encodings.encoding_from_dict(meta["encoding"]), schedule, meta)
+        classifier.load_state_dict(blob["state_dict"])
+    except RuntimeError as err:
+        raise CheckpointError(f"{path}: the weights do not fit the classifier its config describes "
+                              f"({(str(err).splitlines()[1:2] or [str(err)[:200]])[0].strip()}); retrain it "
+                              f"with `{retrain}`.") from None
+    schedule = rebuild_part(path, "schedule", lambda: schedules.NoiseSchedule.from_dict(meta["schedule"])
+                            if meta.get("schedule") else None, retrain=retrain)
+    encoding = rebuild_part(path, "encoding", lambda: encodings.encoding_from_dict(meta["encoding"]), retrain=retrain)
+    return ClassifierCheckpoint(classifier.eval(), encoding, schedule, meta)
 
 
 def load_bundled(kind: str = "clean") -> ClassifierCheckpoint:

@@ -13,6 +13,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import inputs
+from .inputs import fraction, float_in, int_in, nonneg_float, nonneg_int, plain_name, positive_int
+
+GUIDANCE = float_in(0.0, 100.0)  # guidance scales: finite, >= 0 (NaN would silently give silence)
+TEMPO = float_in(20.0, 400.0)  # music.MIN_TEMPO .. MAX_TEMPO
+LEARNING_RATE = float_in(0.0, 1.0, low_inclusive=False)
+CHECKPOINT_HELP = "denoiser checkpoint file (default: the bundled assets/checkpoints/soundtracks.pt)"
+SEED_HELP = "random seed, a whole number >= 0 (default 0): the same seed gives the same music"
+QUIET_HELP = "no progress bars"
+FORCE_HELP = "overwrite output files that exist already (default: refuse, so nothing is lost)"
+
 
 def _threads(n: int) -> None:
     torch.set_num_threads(max(1, n))
@@ -41,6 +52,9 @@ def _datasets(corpora: list[str], encoding, transpose: int):
 def cmd_train(args) -> None:
     from . import encoding as encodings, models, schedules, train as training
     _threads(args.threads)
+    _check_checkpoint_out(args)
+    if args.style_weights and not sum(args.style_weights) > 0:
+        raise inputs.InputError(f"--style-weights {args.style_weights}: give at least one weight > 0")
     encoding = encodings.ENCODINGS[args.encoding]()
     loaded, train_set, valid_set = _datasets(args.corpora, encoding, args.transpose)
     kind = "unet1d" if args.encoding == "voice" else "unet2d"
@@ -82,9 +96,20 @@ def cmd_train(args) -> None:
     print(f"trained in {(time.perf_counter() - start) / 60:.1f} min; saved {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 
+def _check_checkpoint_out(args) -> None:
+    """train / train-classifier --out: a new file in a writable folder, never a bundled asset by default;
+    checked before minutes of work."""
+    from . import ASSETS
+    inputs.check_output_file(args.out, "--out", force=args.force, protected=[ASSETS])
+    if not Path(args.out).name.endswith(".pt"):
+        raise inputs.InputError(f"--out {args.out}: checkpoint files end in .pt")
+
+
 def cmd_train_classifier(args) -> None:
     from . import classifiers, data, encoding as encodings, schedules
     _threads(args.threads)
+    _check_checkpoint_out(args)
+    inputs.check_new_files([Path(args.out).with_suffix(".md")], force=args.force)  # its model card
     encoding = encodings.VoiceEncoding()
     loaded, train_set, valid_set = _datasets(args.corpora, encoding, 0)
     test = classifiers._as_tensors(data.WindowDataset(loaded, "test", encoding))
@@ -96,7 +121,7 @@ def cmd_train_classifier(args) -> None:
     torch.manual_seed(args.seed)
     classifier = classifiers.build_classifier(config)
     params = sum(p.numel() for p in classifier.parameters())
-    out = Path(args.out or classifiers.BUNDLED[args.kind])
+    out = Path(args.out)
     print(f"training the {args.kind} classifier ({params:,} parameters) on {len(train_set)} windows, {args.steps} steps")
     start, cpu_start = time.perf_counter(), time.process_time()
     history = classifiers.train_classifier(classifier, train_set, valid_set, train_config, schedule=schedule,
@@ -132,6 +157,8 @@ def training_styles():
 def cmd_generate(args) -> None:
     from . import pipeline
     _threads(args.threads)
+    inputs.check_output_dir(args.out)  # before the model loads and samples
+    inputs.check_new_files(pipeline.output_paths(args.out, args.n, args.stem), force=args.force)
     ckpt = pipeline.load(args.checkpoint)
     start = time.perf_counter()
     titles = None
@@ -142,7 +169,8 @@ def cmd_generate(args) -> None:
                                   sampler=args.sampler, steps=args.steps, guidance_scale=args.guidance,
                                   seed=args.seed, progress=not args.quiet)
     seconds = time.perf_counter() - start
-    paths = pipeline.write_outputs(rolls, args.out, ckpt.spec, stem=args.stem, tempo=args.tempo, titles=titles)
+    paths = pipeline.write_outputs(rolls, args.out, ckpt.spec, stem=args.stem, tempo=args.tempo, titles=titles,
+                                   overwrite=args.force)
     print(f"generated {args.n} sample(s) in {seconds:.2f} s; wrote {len(paths)} files to {args.out}:")
     for p in paths:
         print(f"  {p}")
@@ -186,17 +214,22 @@ def _task_rolls(ckpt, args) -> tuple[np.ndarray, list[str]]:
     return rolls, [f"{what} (seed {args.seed}, sample {i})" for i in range(n)]
 
 
+DEMO_REQUESTS = [("bach", "major"), ("bach", "minor"), ("folk", "major")]
+DEMO_STEMS = [f"{style}_{mode}" for style, mode in DEMO_REQUESTS]
+
+
 def cmd_demo(args) -> None:
     from . import pipeline
     _threads(args.threads)
+    inputs.check_output_dir(args.out)
+    inputs.check_new_files([p for stem in DEMO_STEMS for p in pipeline.output_paths(args.out, 1, stem)], force=args.force)
     ckpt = pipeline.load(args.checkpoint)
     print(f"model: {args.checkpoint or pipeline.DEFAULT_CHECKPOINT}")
-    requests = [("bach", "major"), ("bach", "minor"), ("folk", "major")]
-    for i, (style, mode) in enumerate(requests):
+    for i, (style, mode) in enumerate(DEMO_REQUESTS):
         start = time.perf_counter()
         roll = pipeline.generate(ckpt, 1, style=style, mode=mode, seed=args.seed + i, guidance_scale=args.guidance)
         seconds = time.perf_counter() - start
-        paths = pipeline.write_outputs(roll, args.out, ckpt.spec, stem=f"{style}_{mode}",
+        paths = pipeline.write_outputs(roll, args.out, ckpt.spec, stem=f"{style}_{mode}", overwrite=args.force,
                                        titles=[f"Generated: {style}, {mode} (seed {args.seed + i})"])
         print(f"{style:5s} {mode:5s}: {seconds:.2f} s to generate 4 bars ->")
         for p in paths:
@@ -206,6 +239,8 @@ def cmd_demo(args) -> None:
 def cmd_evaluate(args) -> None:
     from . import data, metrics, pipeline
     _threads(args.threads)
+    if args.json:  # checked before minutes of sampling; a JSON report may be replaced
+        inputs.check_output_file(args.json, "--json", force=True)
     ckpts = {Path(p).stem: pipeline.load(p) for p in (args.checkpoint or [pipeline.DEFAULT_CHECKPOINT])}
     first = next(iter(ckpts.values()))
     test = data.WindowDataset(data.load_corpus(args.corpus), "test")
@@ -231,7 +266,8 @@ def cmd_evaluate(args) -> None:
         passed = metrics.compare_to_reference(columns[name], real)
         print(f"{name}: quality bar " + ", ".join(f"{k} {'PASS' if ok else 'FAIL'}" for k, ok in passed.items()))
     if args.json:
-        Path(args.json).write_text(json.dumps(columns, indent=1))
+        with inputs.atomic_paths([args.json]) as (temp,):
+            temp.write_text(json.dumps(columns, indent=1))
     if args.card:
         for path in (args.checkpoint or [pipeline.DEFAULT_CHECKPOINT]):
             _write_card(Path(path), columns, Path(path).stem, args)
@@ -302,10 +338,12 @@ def cmd_soundtrack(args) -> None:
     from . import pipeline, soundtrack
     _threads(args.threads)
     states = soundtrack.DEFAULT_STATES
+    inputs.check_output_dir(args.out)
+    inputs.check_new_files(soundtrack.Soundtrack.output_paths(args.out, args.stem), force=args.force)
     if args.mapping:
         try:
-            states = json.loads(Path(args.mapping).read_text())
-        except json.JSONDecodeError as err:
+            states = json.loads(inputs.check_regular_file(args.mapping, "--mapping JSON file").read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise ValueError(f"{args.mapping} is not valid JSON ({err}); write {{state: {{'style': ..., "
                              "'mode': ..., 'density': ..., 'tempo': ...}}}") from None
     timeline = soundtrack.parse_timeline(args.states, soundtrack.check_states(states))  # before the model loads
@@ -315,7 +353,7 @@ def cmd_soundtrack(args) -> None:
     engine.advance(timeline[0][0])  # warm-up (first call pays for lazy initialisation), not timed below
     track = engine.render(timeline, progress=not args.quiet)
     report = engine.latency()
-    paths = track.write(args.out, stem=args.stem)
+    paths = track.write(args.out, stem=args.stem, overwrite=args.force)
     print(f"soundtrack: {track.bars} bars, {track.duration():.1f} s; DDIM-{args.steps}, keep {args.keep_bars} bar(s), "
           f"{args.transition_bars} transition bar(s), torch threads {torch.get_num_threads()}")
     print(report)
@@ -331,75 +369,85 @@ def cmd_soundtrack(args) -> None:
 # ---------------------------------------------------------------------- argument parsing
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m course_lib", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = OneLineErrors(prog="python -m course_lib", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineErrors)
 
     def add(name, func, help_text):
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(func=func)
-        p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+        p.add_argument("--threads", type=int_in(1, 256), default=2, help="torch CPU threads (default 2)")
         return p
 
     p = add("demo", cmd_demo, "generate three 4-bar pieces (MIDI, WAV, PNG) from the bundled checkpoint")
-    p.add_argument("--out", default="out/demo")
-    p.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance scale (model card)")
-    p.add_argument("--checkpoint", default=None)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="out/demo", help="folder for the MIDI, WAV and PNG files (default out/demo)")
+    p.add_argument("--guidance", type=GUIDANCE, default=2.0, help="classifier-free guidance scale (model card)")
+    p.add_argument("--checkpoint", default=None, help=CHECKPOINT_HELP)
+    p.add_argument("--seed", type=nonneg_int, default=0, help=SEED_HELP)
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
 
     p = add("prepare-data", cmd_prepare_data, "parse music21's corpus into the cached datasets")
-    p.add_argument("corpora", nargs="*", default=["bach", "folk"], choices=["bach", "folk"])
+    p.add_argument("corpora", nargs="*", default=["bach", "folk"], choices=["bach", "folk"],
+                   help="corpora to prepare (default: bach folk)")
     p.add_argument("--cache-dir", default=None, help="default: assets/data")
     p.add_argument("--keep", action="store_true", help="load an existing cache instead of rebuilding it")
 
     p = add("train", cmd_train, "train a denoiser and save a checkpoint")
-    p.add_argument("--out", required=True)
-    p.add_argument("--corpora", nargs="+", default=["bach", "folk"])
-    p.add_argument("--encoding", choices=["voice", "pianoroll"], default="voice")
-    p.add_argument("--prediction", choices=["eps", "x0", "v"], default="v")
-    p.add_argument("--schedule", choices=["linear", "cosine", "sigmoid"], default="cosine")
-    p.add_argument("--timesteps", type=int, default=1000)
-    p.add_argument("--channels", type=int, default=None, help="base width (default: the model kind's default)")
-    p.add_argument("--steps", type=int, default=6000)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--transpose", type=int, default=0, help="random transposition range (semitones)")
-    p.add_argument("--valid-every", type=int, default=500)
-    p.add_argument("--style-weights", type=float, nargs="+", default=None,
+    p.add_argument("--out", required=True, help="the checkpoint file to write (refused if it exists, unless --force)")
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
+    p.add_argument("--corpora", nargs="+", default=["bach", "folk"], help="corpora to train on (default bach folk)")
+    p.add_argument("--encoding", choices=["voice", "pianoroll"], default="voice",
+                   help="what the model sees: the compact per-voice encoding (default) or the piano roll")
+    p.add_argument("--prediction", choices=["eps", "x0", "v"], default="v", help="what the network predicts (default v)")
+    p.add_argument("--schedule", choices=["linear", "cosine", "sigmoid"], default="cosine",
+                   help="noise schedule (default cosine)")
+    p.add_argument("--timesteps", type=int_in(2, 100_000), default=1000, help="diffusion steps T, 2..100000 (default 1000)")
+    p.add_argument("--channels", type=int_in(8, 1024), default=None, help="base width (default: the model kind's default)")
+    p.add_argument("--steps", type=positive_int, default=6000, help="training steps (default 6000)")
+    p.add_argument("--batch-size", type=int_in(1, 4096), default=64, help="windows per step (default 64)")
+    p.add_argument("--lr", type=LEARNING_RATE, default=1e-3, help="AdamW learning rate, 0 < lr <= 1 (default 1e-3)")
+    p.add_argument("--transpose", type=int_in(0, 11), default=0, help="random transposition range (semitones)")
+    p.add_argument("--valid-every", type=positive_int, default=500, help="steps between validations and resume states (default 500)")
+    p.add_argument("--style-weights", type=nonneg_float, nargs="+", default=None,
                    help="relative share of each style in a batch, in data.STYLES order (default: equal)")
     p.add_argument("--snapshots", action="store_true", help="also save OUT_stepN.pt at every validation")
     p.add_argument("--attention", type=int, choices=[0, 1], default=None, help="self-attention at the lowest level")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--seed", type=nonneg_int, default=0, help=SEED_HELP)
+    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
 
     p = add("train-classifier", cmd_train_classifier,
             "train the style/mode classifier that measures control (clean) or guides sampling (noisy)")
-    p.add_argument("--kind", choices=["clean", "noisy"], required=True)
-    p.add_argument("--out", default=None, help="default: assets/checkpoints/classifier_KIND.pt (+ a model card .md)")
-    p.add_argument("--corpora", nargs="+", default=["bach", "folk"])
+    p.add_argument("--kind", choices=["clean", "noisy"], required=True,
+                   help="clean (judges finished music) or noisy (sees x_t, for classifier guidance)")
+    p.add_argument("--out", required=True, help="the classifier file to write (+ a model card .md beside it); "
+                   "replacing a bundled one in assets/ needs --force")
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
+    p.add_argument("--corpora", nargs="+", default=["bach", "folk"], help="corpora to train on (default bach folk)")
     p.add_argument("--schedule", choices=["linear", "cosine", "sigmoid"], default="cosine",
                    help="noisy: the diffusion model's schedule")
-    p.add_argument("--timesteps", type=int, default=1000)
-    p.add_argument("--channels", type=int, default=32)
-    p.add_argument("--steps", type=int, default=1500)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--timesteps", type=int_in(2, 100_000), default=1000, help="noisy: the diffusion model's T (default 1000)")
+    p.add_argument("--channels", type=int_in(8, 1024), default=32, help="base width, a multiple of 8 (default 32)")
+    p.add_argument("--steps", type=positive_int, default=1500, help="training steps (default 1500)")
+    p.add_argument("--batch-size", type=int_in(1, 4096), default=64, help="windows per step (default 64)")
+    p.add_argument("--lr", type=LEARNING_RATE, default=1e-3, help="AdamW learning rate, 0 < lr <= 1 (default 1e-3)")
+    p.add_argument("--seed", type=nonneg_int, default=0, help=SEED_HELP)
+    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
 
     p = add("generate", cmd_generate, "generate samples to MIDI, WAV and PNG files")
-    p.add_argument("--out", default="out/generate")
-    p.add_argument("--checkpoint", default=None)
-    p.add_argument("--n", type=int, default=4)
-    p.add_argument("--style", default="bach")
-    p.add_argument("--mode", choices=["major", "minor"], default=None)
-    p.add_argument("--density", type=float, default=None)
-    p.add_argument("--sampler", choices=["ddim", "ddpm"], default="ddim")
-    p.add_argument("--steps", type=int, default=50)
-    p.add_argument("--guidance", type=float, default=0.0, help="classifier-free guidance scale w")
-    p.add_argument("--tempo", type=float, default=90.0)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--stem", default="sample")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--out", default="out/generate", help="folder for the MIDI, WAV and PNG files (default out/generate)")
+    p.add_argument("--checkpoint", default=None, help=CHECKPOINT_HELP)
+    p.add_argument("--n", type=int_in(1, 1024), default=4, help="how many samples, 1..1024 (default 4)")
+    p.add_argument("--style", default="bach", help="style label: bach or folk (default bach)")
+    p.add_argument("--mode", choices=["major", "minor"], default=None, help="mode label (default: the model chooses)")
+    p.add_argument("--density", type=fraction, default=None,
+                   help="onsets per 16th step per voice, 0..1 (~0.15 calm .. ~0.45 busy; default: the model chooses)")
+    p.add_argument("--sampler", choices=["ddim", "ddpm"], default="ddim", help="ddim (--steps steps) or ddpm (all T steps)")
+    p.add_argument("--steps", type=int_in(1, 100_000), default=50, help="DDIM steps, 1..T (default 50)")
+    p.add_argument("--guidance", type=GUIDANCE, default=0.0, help="classifier-free guidance scale w")
+    p.add_argument("--tempo", type=TEMPO, default=90.0, help="tempo of the files, 20..400 BPM (default 90)")
+    p.add_argument("--seed", type=nonneg_int, default=0, help=SEED_HELP)
+    p.add_argument("--stem", type=plain_name, default="sample", help="file names STEM_00.mid, ... (a plain name)")
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
+    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     task = p.add_mutually_exclusive_group()  # lesson 6: tasks on the user's own MIDI files (4/4)
     task.add_argument("--continue", dest="continue_from", metavar="FILE",
                       help="keep the first 2 bars of FILE (4 parts, or a melody) and generate bars 3-4")
@@ -408,29 +456,29 @@ def build_parser() -> argparse.ArgumentParser:
                       help="A, then a bridge from A's last bar to B's first bar, then B")
     task.add_argument("--style-transfer", metavar="FILE",
                       help="re-imagine FILE in --style (noise it part-way, denoise toward the style)")
-    p.add_argument("--strength", type=float, default=0.6,
+    p.add_argument("--strength", type=fraction, default=0.6,
                    help="style transfer: how far FILE is noised, 0 (unchanged) .. 1 (from noise)")
     p.add_argument("--by", choices=("label", "classifier", "both"), default="label",
                    help="style transfer toward --style by the model's label, the noisy classifier's gradient "
                         "(classifier guidance, labels null) or both")
-    p.add_argument("--classifier-scale", type=float, default=30.0,
+    p.add_argument("--classifier-scale", type=float_in(0.0, 1000.0), default=30.0,
                    help="style transfer --by classifier/both: the classifier guidance scale s")
 
     p = add("evaluate", cmd_evaluate, "metrics of samples vs the real test split (ceiling) and noise (floor)")
-    p.add_argument("--checkpoint", nargs="*", default=None)
-    p.add_argument("--corpus", default="bach", choices=["bach", "folk"])
-    p.add_argument("--n", type=int, default=256)
-    p.add_argument("--steps", type=int, default=50)
-    p.add_argument("--guidance", type=float, default=0.0)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--checkpoint", nargs="*", default=None, help="checkpoint file(s) to compare (default: the bundled one)")
+    p.add_argument("--corpus", default="bach", choices=["bach", "folk"], help="whose test split is the reference (default bach)")
+    p.add_argument("--n", type=int_in(2, 10_000), default=256, help="samples per checkpoint, 2..10000 (default 256)")
+    p.add_argument("--steps", type=int_in(1, 100_000), default=50, help="DDIM steps (default 50)")
+    p.add_argument("--guidance", type=GUIDANCE, default=0.0, help="classifier-free guidance scale w (default 0)")
+    p.add_argument("--seed", type=nonneg_int, default=0, help=SEED_HELP)
     p.add_argument("--json", default=None, help="also write the table as JSON")
     p.add_argument("--card", action="store_true", help="store the table in each checkpoint and write CHECKPOINT.md")
 
     p = add("bench", cmd_bench, "sampling speed and real-time factor")
-    p.add_argument("--checkpoint", default=None)
-    p.add_argument("--tempo", type=float, default=90.0)
-    p.add_argument("--guidance", type=float, default=0.0)
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--checkpoint", default=None, help=CHECKPOINT_HELP)
+    p.add_argument("--tempo", type=TEMPO, default=90.0, help="tempo for the real-time factor, 20..400 BPM (default 90)")
+    p.add_argument("--guidance", type=GUIDANCE, default=0.0, help="classifier-free guidance scale w (default 0)")
+    p.add_argument("--repeats", type=int_in(1, 100), default=3, help="timed repeats of the batch-1 cases, best kept (default 3)")
     p.add_argument("--quick", action="store_true", help="skip DDPM-1000")
     p = add("soundtrack", cmd_soundtrack, "an adaptive soundtrack for a timeline of game states: MIDI, WAV, PNG "
             "timeline, real-time factor")
@@ -438,23 +486,50 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the timeline, STATE:BARS,... (default: exploration:8,battle:8,victory:4)")
     p.add_argument("--mapping", default=None, help="JSON file {state: {style, mode, density, tempo}} "
                    "(default: soundtrack.DEFAULT_STATES)")
-    p.add_argument("--out", default="out/soundtrack")
-    p.add_argument("--stem", default="soundtrack")
-    p.add_argument("--checkpoint", default=None)
-    p.add_argument("--steps", type=int, default=20, help="DDIM steps per window")
-    p.add_argument("--keep-bars", type=int, default=2, help="bars of each window kept from the music before")
-    p.add_argument("--transition-bars", type=int, default=1, help="bars regenerated at a state change")
-    p.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale w (default 1)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--out", default="out/soundtrack", help="folder for the MIDI, WAV and PNG files (default out/soundtrack)")
+    p.add_argument("--stem", type=plain_name, default="soundtrack", help="file names STEM.mid, ... (a plain name)")
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
+    p.add_argument("--checkpoint", default=None, help=CHECKPOINT_HELP)
+    p.add_argument("--steps", type=int_in(1, 1000), default=20, help="DDIM steps per window")
+    p.add_argument("--keep-bars", type=int_in(1, 3), default=2, help="bars of each window kept from the music before")
+    p.add_argument("--transition-bars", type=int_in(0, 2), default=1, help="bars regenerated at a state change")
+    p.add_argument("--guidance", type=GUIDANCE, default=1.0, help="classifier-free guidance scale w (default 1)")
+    p.add_argument("--seed", type=nonneg_int, default=0, help=SEED_HELP)
+    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     return parser
 
 
+class OneLineErrors(argparse.ArgumentParser):
+    """argparse with its usage errors in one line (exit code 2), like the commands' own errors."""
+
+    def error(self, message):
+        print(f"error: {self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _ours(err: BaseException) -> bool:
+    """True for an error the project raised on purpose: one of its own classes, an OSError (a file
+    or folder problem), or a ValueError raised inside course_lib. A ValueError from deep inside
+    torch or numpy is a bug and keeps its traceback."""
+    from . import diffusion, music, train
+    if isinstance(err, (inputs.InputError, music.MidiError, train.CheckpointError, diffusion.SamplingError, OSError)):
+        return True
+    tb = err.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and Path(tb.tb_frame.f_code.co_filename).resolve().parent == Path(__file__).resolve().parent
+
+
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as stop:  # --help (0) or a usage error (2, already printed in one line)
+        return stop.code if isinstance(stop.code, int) else 2
     try:
         args.func(args)
-    except (ValueError, FileNotFoundError) as err:  # our errors carry a sentence that says what to do
-        print(f"error: {err}", file=sys.stderr)
+    except (ValueError, OSError) as err:  # our errors carry a sentence that says what to do
+        if not _ours(err):
+            raise
+        print("error: " + " ".join(str(err).split()), file=sys.stderr)
         return 2
     return 0

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from course_lib import guidance
+from course_lib import guidance, inputs
 from course_lib.schedules import NoiseSchedule, extract, extract_alpha_bar
 
 PREDICTIONS = ("eps", "x0", "v")
@@ -63,6 +63,10 @@ def renoise(schedule: NoiseSchedule, x_s: torch.Tensor, s: int, t: int, *,
         raise ValueError(f"renoise goes up in noise: need -1 <= s < t, got s={s}, t={t}")
     ratio = extract_alpha_bar(schedule, t, x_s.shape) / extract_alpha_bar(schedule, s, x_s.shape)
     return ratio.sqrt() * x_s + (1.0 - ratio).sqrt() * randn(x_s.shape, generator, x_s.device)
+
+
+class SamplingError(ValueError):
+    """A sampler produced NaN or inf (a diverged model, or guidance scales far too large)."""
 
 
 class Posterior(NamedTuple):
@@ -285,6 +289,7 @@ def _sample(model, schedule, shape, labels, timesteps, step_fn, *, guidance_scal
 
     step_fn(x_t, t, t_prev, prediction) -> StepOutput makes one DDPM or DDIM step."""
     device = next(model.parameters(), torch.empty(0)).device
+    inputs.check_number(guidance_scale, "guidance_scale", low=0.0)  # NaN would silently give silence
     batch = shape[0]
     x = randn(shape, generator, device) if x_T is None else x_T.to(device)
     if tuple(x.shape) != tuple(shape):
@@ -320,7 +325,7 @@ def _sample(model, schedule, shape, labels, timesteps, step_fn, *, guidance_scal
                 x = x_prev
     finally:
         model.train(was_training)
-    return x
+    return inputs.check_finite(x, "the sampled x_0", error=SamplingError)  # decoded, NaN would be silence
 
 
 def _labels_on(labels: Labels | None, batch: int, device) -> Labels | None:

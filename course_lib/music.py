@@ -18,12 +18,16 @@ user's file raises ``MidiError`` with a sentence that says what to do; adjustmen
 from __future__ import annotations
 
 import io
+import math
 import os
+import struct
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pretty_midi
+
+from . import inputs
 
 ONSET, SUSTAIN = 0, 1
 
@@ -33,6 +37,8 @@ GM_PROGRAMS = {"soprano": 40, "alto": 40, "tenor": 41, "bass": 42, "melody": 73}
 DEFAULT_PROGRAM = 0  # Acoustic Grand Piano for any other track name
 
 MIN_TEMPO, MAX_TEMPO = 20.0, 400.0  # beats per minute we accept from a file
+MAX_SECONDS = 3600.0  # no note may end later: an hour of music is longer than any piece we model
+MAX_FILE_BYTES = 16 * 2 ** 20  # 16 MiB; the largest Bach chorale file is ~10 KB
 ACCEPTED_METERS = {(4, 4), (2, 2)}  # both are 16 sixteenth notes a bar
 
 
@@ -152,22 +158,30 @@ def load_midi(source) -> pretty_midi.PrettyMIDI:
         name = "the MIDI data"
         if isinstance(source, (str, os.PathLike)):
             name = os.fspath(source)
-            if not os.path.exists(name):
-                raise MidiError(f"{name}: no such file. Check the path (relative paths start from "
-                                f"the notebook's folder, {os.getcwd()}).")
+            inputs.check_regular_file(name, "MIDI file", error=MidiError)  # a folder or FIFO named x.mid
             with open(name, "rb") as f:
-                data = f.read()
+                data = f.read(MAX_FILE_BYTES + 1)
         elif isinstance(source, (bytes, bytearray)):
             data = bytes(source)
+        elif callable(getattr(source, "read", None)):
+            data = source.read(MAX_FILE_BYTES + 1)
         else:
-            data = source.read()
+            raise MidiError(f"load_midi reads a path, bytes, a binary file object or a PrettyMIDI, "
+                            f"not {type(source).__name__}")
+        if not isinstance(data, (bytes, bytearray)):
+            raise MidiError(f"{name}: reading gave {type(data).__name__}, not bytes; open the file in binary "
+                            "mode (open(path, 'rb'))")
         if len(data) == 0:
             raise MidiError(f"{name} is empty (0 bytes): the file was not written completely. "
                             "Export or download it again.")
+        if len(data) > MAX_FILE_BYTES:
+            raise MidiError(f"{name} is over {MAX_FILE_BYTES // 2**20} MiB: far longer than any piece this "
+                            "course works with. Cut out the part you need.")
         if not data.startswith(b"MThd"):
             raise MidiError(f"{name} is not a Standard MIDI File (it does not start with 'MThd'). "
                             "If it is MusicXML, ABC or audio, convert it to .mid first "
                             "(music21: converter.parse(path).write('midi')).")
+        data = _standard_chunks(bytes(data), name)
         try:
             midi = pretty_midi.PrettyMIDI(io.BytesIO(data))
         except Exception as err:  # mido/pretty_midi raise many types for broken files
@@ -177,8 +191,42 @@ def load_midi(source) -> pretty_midi.PrettyMIDI:
     return midi
 
 
+def _standard_chunks(data: bytes, name: str) -> bytes:
+    """Check the 'MThd' header (format 0, 1 or 2; ticks per beat) and drop chunks other than
+    'MTrk' (the standard says readers skip unknown chunks; mido would refuse the file)."""
+    if len(data) < 14:
+        raise MidiError(f"{name} is a damaged MIDI file (the header is cut short). Re-export it.")
+    header_length, file_format, _, division = struct.unpack(">IHHh", data[4:14])
+    if header_length < 6:
+        raise MidiError(f"{name} is a damaged MIDI file (header length {header_length} < 6). Re-export it.")
+    if file_format not in (0, 1, 2):
+        raise MidiError(f"{name} says it is MIDI file format {file_format}; only formats 0, 1 and 2 exist. "
+                        "The file is damaged or not MIDI: re-export it.")
+    if division <= 0:
+        raise MidiError(f"{name} counts time in {'SMPTE frames' if division < 0 else 'zero ticks a beat'}; "
+                        "this course reads files timed in ticks per beat. Re-export it from a score editor.")
+    chunks, position, dropped = [data[:8 + header_length]], 8 + header_length, False
+    while position + 8 <= len(data):
+        length = struct.unpack(">I", data[position + 4:position + 8])[0]
+        chunk = data[position:position + 8 + length]
+        if chunk[:4] == b"MTrk" or position + 8 + length > len(data):  # a cut-short chunk: mido reports it
+            chunks.append(chunk)
+        else:
+            dropped = True
+        position += 8 + length
+    return b"".join(chunks) + data[position:] if dropped else data
+
+
 def check_midi(midi: pretty_midi.PrettyMIDI, meters=ACCEPTED_METERS) -> None:
-    """Raise ``MidiError`` unless ``midi`` has pitched notes, a sane tempo and an accepted meter."""
+    """Raise ``MidiError`` unless ``midi`` has pitched notes, a sane tempo and an accepted meter
+    (and, for objects built in code, notes with pitches 0..127 and finite times within MAX_SECONDS)."""
+    if not isinstance(midi, pretty_midi.PrettyMIDI):
+        raise MidiError(f"expected a pretty_midi.PrettyMIDI, got {type(midi).__name__}")
+    if not isinstance(midi.resolution, int) or midi.resolution <= 0:
+        raise MidiError(f"the MIDI data has resolution {midi.resolution!r} ticks a beat; it must be a whole number > 0")
+    for inst in midi.instruments:
+        for note in inst.notes:
+            _check_note(note, inst)
     pitched = [inst for inst in midi.instruments if not inst.is_drum and inst.notes]
     if not any(inst.notes for inst in midi.instruments):
         raise MidiError("the MIDI data contains no notes. Check you exported the right track "
@@ -198,11 +246,23 @@ def check_midi(midi: pretty_midi.PrettyMIDI, meters=ACCEPTED_METERS) -> None:
                             f"the models work in bars of {allowed}. Use a piece in 4/4.")
 
 
+def _check_note(note, inst) -> None:
+    where = f"in instrument {inst.name or inst.program!r}"
+    if not isinstance(note.pitch, (int, np.integer)) or not 0 <= note.pitch <= 127:
+        raise MidiError(f"a note {where} has pitch {note.pitch!r}; MIDI pitches are whole numbers 0..127")
+    start, end = note.start, note.end
+    if not all(isinstance(v, (int, float, np.number)) and math.isfinite(v) for v in (start, end)):
+        raise MidiError(f"a note {where} has times {start!r}..{end!r} s; times must be finite numbers")
+    if not 0 <= start <= end <= MAX_SECONDS:
+        raise MidiError(f"a note {where} lasts {start:g}..{end:g} s; times must satisfy 0 <= start <= end "
+                        f"<= {MAX_SECONDS:g} s (an hour: longer is a broken file, not a piece)")
+
+
 # --------------------------------------------------------------------------- MIDI <-> roll
 
 def _pick_instruments(midi: pretty_midi.PrettyMIDI, spec: RollSpec) -> list:
     """Match the file's pitched instruments to the spec's tracks, by name first, then in order."""
-    pitched = [inst for inst in midi.instruments if not inst.is_drum and inst.notes]
+    pitched = _merge_same_name([inst for inst in midi.instruments if not inst.is_drum and inst.notes])
     by_name = {inst.name.strip().lower(): inst for inst in pitched}
     if len(by_name) == len(pitched) and set(by_name) <= set(spec.tracks):
         # Every instrument is named after a track (as roll_to_midi writes them): a silent voice is
@@ -215,6 +275,23 @@ def _pick_instruments(midi: pretty_midi.PrettyMIDI, spec: RollSpec) -> list:
                         "the tracks, or use a RollSpec with matching tracks "
                         "(e.g. course_lib.music.MELODY for a single melody).")
     return pitched
+
+
+def _merge_same_name(instruments: list) -> list:
+    """One instrument per named part: pretty_midi splits a track at a program change (e.g. a
+    soprano part switching from violin to flute) into two instruments with the track's name."""
+    groups: dict = {}
+    for i, inst in enumerate(instruments):
+        groups.setdefault(inst.name.strip().lower() or i, []).append(inst)  # unnamed ones stay apart
+    merged = []
+    for parts in groups.values():
+        if len(parts) == 1:
+            merged.append(parts[0])
+            continue
+        whole = pretty_midi.Instrument(parts[0].program, name=parts[0].name)  # a new object: the user's stay as given
+        whole.notes = sorted((n for part in parts for n in part.notes), key=lambda n: (n.start, n.pitch))
+        merged.append(whole)
+    return merged
 
 
 def midi_to_roll(midi, spec: RollSpec = CHORALE, *, out_of_range: str = "clip") -> np.ndarray:

@@ -15,12 +15,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import ASSETS, data, diffusion, music
+from . import ASSETS, data, diffusion, inputs, music
 from .train import Checkpoint, load_checkpoint
 
 CHECKPOINT_DIR = ASSETS / "checkpoints"
 DEFAULT_CHECKPOINT = CHECKPOINT_DIR / "soundtracks.pt"
 MODES = ("major", "minor")
+MAX_SAMPLES, MAX_BARS = 1024, 256  # per call: beyond them a CPU run would take hours (ask in chunks)
 DEFAULT_TEMPO = 90.0
 
 
@@ -83,6 +84,8 @@ def generate(checkpoint: Checkpoint, n: int = 1, *, style="bach", mode=None, den
     """
     if sampler not in ("ddim", "ddpm"):
         raise ValueError(f"sampler must be 'ddim' or 'ddpm', not {sampler!r}")
+    inputs.check_number(n, "n (samples)", low=1, high=MAX_SAMPLES, integer=True)
+    inputs.check_number(bars, "bars", low=1, high=MAX_BARS, integer=True)
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
     labels = make_labels(n, style=style, mode=mode, density=density)
     shape = (n, *checkpoint.encoding.shape(bars))
@@ -107,23 +110,32 @@ def duration_seconds(steps: int, spec: music.RollSpec, tempo: float = DEFAULT_TE
     return steps / spec.steps_per_beat * 60.0 / tempo
 
 
+def output_paths(out_dir, n: int, stem: str = "sample") -> list[Path]:
+    """The files ``write_outputs`` makes for ``n`` rolls: ``{stem}_{i}.mid``, ``.wav``, ``.png``."""
+    width = max(2, int(math.log10(max(1, n))) + 1)
+    return [Path(out_dir) / f"{stem}_{i:0{width}d}{ext}" for i in range(n) for ext in (".mid", ".wav", ".png")]
+
+
 def write_outputs(rolls, out_dir, spec: music.RollSpec, *, stem: str = "sample", tempo: float = DEFAULT_TEMPO,
-                  titles=None) -> list[Path]:
-    """For each roll: ``{stem}_{i}.mid``, ``.wav`` and ``.png`` in ``out_dir``. Returns the paths."""
+                  titles=None, overwrite: bool = True) -> list[Path]:
+    """For each roll: ``{stem}_{i}.mid``, ``.wav`` and ``.png`` in ``out_dir``. Returns the paths.
+
+    Every file is written under a temporary name and all are renamed at the end, so a run that
+    fails half-way leaves no partial files. ``overwrite=False``: refuse (``inputs.InputError``)
+    if any of them exists already; ``stem`` must be a plain file name."""
     from . import audio, viz  # rendering sits on top of the maths; imported only when writing files
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = inputs.check_plain_name(stem, "stem")
     rolls = np.asarray(rolls)
     rolls = rolls[None] if rolls.ndim == 4 else rolls
-    width = max(2, int(math.log10(max(1, len(rolls)))) + 1)
-    paths = []
-    for i, roll in enumerate(rolls):
-        base = out_dir / f"{stem}_{i:0{width}d}"
-        midi = music.roll_to_midi(roll, spec, tempo=tempo)
-        midi.write(str(base.with_suffix(".mid")))
-        audio.write_wav(base.with_suffix(".wav"), midi, spec, tempo=tempo)
-        title = titles[i] if titles else f"{stem} {i}"
-        viz.save_roll_png(base.with_suffix(".png"), roll, spec, title=title)
-        paths += [base.with_suffix(ext) for ext in (".mid", ".wav", ".png")]
+    paths = output_paths(out_dir, len(rolls), stem)
+    inputs.check_output_dir(out_dir)
+    inputs.check_new_files(paths, force=overwrite)
+    with inputs.atomic_paths(paths) as temps:
+        for i, roll in enumerate(rolls):
+            mid, wav, png = temps[3 * i:3 * i + 3]
+            midi = music.roll_to_midi(roll, spec, tempo=tempo)
+            midi.write(str(mid))
+            audio.write_wav(wav, midi, spec, tempo=tempo)
+            viz.save_roll_png(png, roll, spec, title=titles[i] if titles else f"{stem} {i}")
     return paths

@@ -103,16 +103,23 @@ def tempo_for(state: str, states: dict) -> float:
     return float(states[state].get("tempo", pipeline.DEFAULT_TEMPO))
 
 
+MAX_TIMELINE_BARS = 1024  # about 45 minutes at 90 BPM: a longer run is a typo, not a game session
+
+
 def parse_timeline(text: str, states: dict = DEFAULT_STATES) -> list[tuple[str, int]]:
     """"exploration:8,battle:8,victory:4" -> [("exploration", 8), ("battle", 8), ("victory", 4)]."""
     timeline = []
     for entry in str(text).split(","):
         name, colon, bars = (part.strip() for part in entry.partition(":"))
-        if not colon or not name or not bars.isdigit() or int(bars) < 1:
+        if not colon or not name or not bars.isdigit() or not 1 <= int(bars) <= MAX_TIMELINE_BARS:
             raise ValueError(f"bad timeline entry {entry.strip()!r}: write STATE:BARS entries separated by "
-                             f"commas, with BARS a whole number >= 1, e.g. 'exploration:8,battle:8,victory:4'")
+                             f"commas, with BARS a whole number 1..{MAX_TIMELINE_BARS}, e.g. "
+                             "'exploration:8,battle:8,victory:4'")
         conditions_for(name, states)  # an unknown state fails here, listing the known ones
         timeline.append((name, int(bars)))
+    if sum(bars for _, bars in timeline) > MAX_TIMELINE_BARS:
+        raise ValueError(f"the timeline has {sum(b for _, b in timeline)} bars; at most {MAX_TIMELINE_BARS} "
+                         "(about an hour at 90 BPM) are rendered in one run")
     return timeline
 
 
@@ -316,18 +323,30 @@ class Soundtrack:
         midi._update_tick_to_time(self.bars * ticks_per_bar + 1)
         return midi
 
-    def write(self, out_dir, stem: str = "soundtrack", title: str | None = None) -> list[Path]:
-        """``{stem}.mid``, ``{stem}.wav`` and ``{stem}.png`` (the timeline) in ``out_dir``."""
-        from . import audio, soundtrack_widgets  # drawing and sound sit on top: imported only here
+    def write(self, out_dir, stem: str = "soundtrack", title: str | None = None, *,
+              overwrite: bool = True) -> list[Path]:
+        """``{stem}.mid``, ``{stem}.wav`` and ``{stem}.png`` (the timeline) in ``out_dir``.
 
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
+        Written under temporary names, renamed when all three are complete; ``overwrite=False``
+        refuses (``inputs.InputError``) to replace existing files."""
+        from . import audio, inputs, soundtrack_widgets  # drawing and sound sit on top: imported only here
+
+        paths = self.output_paths(out_dir, stem)
+        inputs.check_output_dir(out_dir)
+        inputs.check_new_files(paths, force=overwrite)
         midi = self.to_midi()
-        paths = [out / f"{stem}{ext}" for ext in (".mid", ".wav", ".png")]
-        midi.write(str(paths[0]))
-        audio.write_wav(paths[1], midi)
-        paths[2].write_bytes(soundtrack_widgets.timeline_png(self, title=title, dpi=110))
+        with inputs.atomic_paths(paths) as (mid, wav, png):
+            midi.write(str(mid))
+            audio.write_wav(wav, midi)
+            png.write_bytes(soundtrack_widgets.timeline_png(self, title=title, dpi=110))
         return paths
+
+    @staticmethod
+    def output_paths(out_dir, stem: str = "soundtrack") -> list[Path]:
+        """The three files ``write`` makes; ``stem`` must be a plain file name."""
+        from . import inputs
+        stem = inputs.check_plain_name(stem, "stem")
+        return [Path(out_dir) / f"{stem}{ext}" for ext in (".mid", ".wav", ".png")]
 
     def excerpt(self, first: int, end: int) -> "Soundtrack":
         """Bars first .. end - 1 as a soundtrack of their own (tempos and flags kept; no windows)."""

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import ASSETS, diffusion, encoding as encodings, guidance, models, schedules
+from . import ASSETS, diffusion, encoding as encodings, guidance, inputs, models, schedules
 
 FORMAT, VERSION = "diffusion-soundtracks-checkpoint", 1
 
@@ -174,31 +174,104 @@ def save_checkpoint(path, model, schedule, encoding, *, train_config: TrainConfi
             "train": asdict(train_config) if train_config else None, "data": data or {}, "card": card or {},
             "torch": torch.__version__}
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    torch.save({"format": FORMAT, "version": VERSION, "meta": json.dumps(meta), "state_dict": state}, path)
+    with inputs.atomic_paths([path]) as (temp,):  # a run killed while saving leaves the old file intact
+        torch.save({"format": FORMAT, "version": VERSION, "meta": json.dumps(meta), "state_dict": state}, temp)
     return path
 
 
-def load_checkpoint(path, *, expect_encoding: str | None = None, expect_spec=None) -> Checkpoint:
-    """Rebuild (model in eval mode, schedule, encoding, meta) from a checkpoint file."""
+# Bounds on what a checkpoint's metadata may ask for, checked before anything is allocated: a
+# damaged or hostile file saying channels=65536 would otherwise make the loader try to allocate
+# tens of GB. Every model this course trains is far inside them.
+SIZE_LIMITS = {"in_channels": 4096, "channels": 1024, "time_dim": 4096, "n_res_blocks": 8,
+               "n_styles": 1000, "groups": 1024, "heads": 64, "timesteps": 100_000}
+MAX_CHANNEL_MULT, MAX_LEVELS = 16, 8
+
+
+class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
+    """The checkpoint file does not exist."""
+
+
+def read_checkpoint_file(path, file_format: str, version: int, *, retrain: str,
+                         what: str = "Diffusion Soundtracks checkpoint") -> tuple[dict, dict]:
+    """The checked parts of a checkpoint file -> (blob, meta): a regular file that ``torch.load``
+    reads with ``weights_only=True``, of ``file_format`` and ``version`` (an int), with JSON
+    metadata (a dict) and a state dict of finite tensors. Raises ``CheckpointError`` saying what to do;
+    ``retrain``: the command that makes a new one. Shared by denoiser and classifier checkpoints."""
     path = Path(path)
-    if not path.exists():
-        bundled = sorted(p.name for p in (ASSETS / "checkpoints").glob("*.pt"))
-        raise CheckpointError(f"{path}: no such checkpoint. Bundled ones: {bundled or 'none'} in "
-                              f"{ASSETS / 'checkpoints'}; train one with `python -m course_lib train`.")
+    if path.exists():
+        inputs.check_regular_file(path, "checkpoint", error=CheckpointError)
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
         raise CheckpointError(f"{path} is damaged or not a PyTorch checkpoint ({type(err).__name__}: "
                               f"{str(err)[:120]}). Restore it from git (`git checkout -- {path}`) or "
-                              "retrain it.") from None
-    if not isinstance(blob, dict) or blob.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is a PyTorch file but not a Diffusion Soundtracks checkpoint "
-                              "(no 'format' entry); save models with course_lib.train.save_checkpoint.")
-    if blob.get("version") != VERSION:
-        raise CheckpointError(f"{path} has checkpoint version {blob.get('version')}, this course_lib "
-                              f"reads version {VERSION}; update course_lib or retrain the model.")
-    meta = json.loads(blob["meta"])
-    encoding = encodings.encoding_from_dict(meta["encoding"])
+                              f"retrain it with `{retrain}`.") from None
+    if not isinstance(blob, dict) or blob.get("format") != file_format:
+        found = f"format {blob.get('format')!r}" if isinstance(blob, dict) and "format" in blob else "no 'format' entry"
+        raise CheckpointError(f"{path} is a PyTorch file but not a {what} ({found}); "
+                              f"make one with `{retrain}`.")
+    found = blob.get("version")
+    if type(found) is not int or found != version:
+        shown = f"{found!r} ({type(found).__name__}, not a whole number)" if type(found) is not int else found
+        raise CheckpointError(f"{path} has checkpoint version {shown}, this course_lib reads version "
+                              f"{version}; update course_lib or retrain with `{retrain}`.")
+    try:
+        meta = json.loads(blob.get("meta"))
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{path}: its metadata is not JSON text ({type(err).__name__}); the file was "
+                              f"edited or damaged. Retrain it with `{retrain}`.") from None
+    state = blob.get("state_dict")
+    if not isinstance(meta, dict) or not isinstance(state, dict) or \
+            not all(isinstance(k, str) and torch.is_tensor(v) for k, v in state.items()):
+        raise CheckpointError(f"{path}: the metadata must be a JSON object and the weights a dict of "
+                              f"tensors; the file was edited or damaged. Retrain it with `{retrain}`.")
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise CheckpointError(f"{path}: the weights {bad[:3]} hold NaN or inf values (training diverged or "
+                              f"the file is damaged); a model like that generates silence. Retrain it with "
+                              f"`{retrain}`.")
+    return blob, meta
+
+
+def check_sizes(config: dict, path, *, retrain: str, limits: dict = SIZE_LIMITS) -> None:
+    """Raise ``CheckpointError`` if a config dict from a file asks for sizes beyond ``limits``."""
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path}: the model config must be a JSON object, got {type(config).__name__}")
+    for key, limit in limits.items():
+        value = config.get(key)
+        if value is not None and (type(value) is not int or not 0 <= value <= limit):
+            raise CheckpointError(f"{path}: {key}={value!r} in its metadata is not a whole number in 0..{limit}; "
+                                  f"the file was edited or damaged. Retrain it with `{retrain}`.")
+    mults = config.get("channel_mults")
+    if mults is not None and (not isinstance(mults, list) or not 1 <= len(mults) <= MAX_LEVELS
+                              or not all(type(m) is int and 1 <= m <= MAX_CHANNEL_MULT for m in mults)):
+        raise CheckpointError(f"{path}: channel_mults={mults!r} must be 1..{MAX_LEVELS} whole numbers in "
+                              f"1..{MAX_CHANNEL_MULT}; the file was edited or damaged. Retrain it with `{retrain}`.")
+
+
+def rebuild_part(path, what: str, build, *, retrain: str):
+    """``build()`` (e.g. ``ModelConfig.from_dict(meta["model"])``), with any error about the metadata
+    turned into a ``CheckpointError`` naming ``what`` was wrong."""
+    try:
+        return build()
+    except CheckpointError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise CheckpointError(f"{path}: the {what} in its metadata is missing or wrong ({type(err).__name__}: "
+                              f"{str(err)[:160]}); the file was edited or written by another version. "
+                              f"Retrain it with `{retrain}`.") from None
+
+
+def load_checkpoint(path, *, expect_encoding: str | None = None, expect_spec=None) -> Checkpoint:
+    """Rebuild (model in eval mode, schedule, encoding, meta) from a checkpoint file."""
+    path = Path(path)
+    retrain = "python -m course_lib train"
+    if not path.exists():
+        bundled = sorted(p.name for p in (ASSETS / "checkpoints").glob("*.pt"))
+        raise CheckpointNotFoundError(f"{path}: no such checkpoint. Bundled ones: {bundled or 'none'} in "
+                                      f"{ASSETS / 'checkpoints'}; train one with `{retrain}`.")
+    blob, meta = read_checkpoint_file(path, FORMAT, VERSION, retrain=retrain)
+    encoding = rebuild_part(path, "encoding", lambda: encodings.encoding_from_dict(meta["encoding"]), retrain=retrain)
     if expect_encoding and encoding.name != expect_encoding:
         raise CheckpointError(f"{path} was trained on the {encoding.name!r} encoding, but "
                               f"{expect_encoding!r} was asked for; pick the matching checkpoint.")
@@ -206,13 +279,17 @@ def load_checkpoint(path, *, expect_encoding: str | None = None, expect_spec=Non
         raise CheckpointError(f"{path} was trained on tracks {encoding.spec.tracks}, pitches "
                               f"{encoding.spec.low}..{encoding.spec.high - 1}; your data use "
                               f"{expect_spec.tracks}, {expect_spec.low}..{expect_spec.high - 1}.")
-    model = models.build_model(models.ModelConfig.from_dict(meta["model"]))
+    check_sizes(meta.get("model"), path, retrain=retrain)
+    check_sizes(meta.get("schedule"), path, retrain=retrain)
+    schedule = rebuild_part(path, "schedule", lambda: schedules.NoiseSchedule.from_dict(meta["schedule"]),
+                            retrain=retrain)
+    model = rebuild_part(path, "model config",
+                         lambda: models.build_model(models.ModelConfig.from_dict(meta["model"])), retrain=retrain)
     try:
         model.load_state_dict(blob["state_dict"])
     except RuntimeError as err:
         first = str(err).splitlines()[1:2] or [str(err)[:200]]
         raise CheckpointError(f"{path}: the weights do not fit the model its config describes "
                               f"({first[0].strip()}). The file was edited or written by another version; "
-                              "retrain it with `python -m course_lib train`.") from None
-    return Checkpoint(model=model.eval(), schedule=schedules.NoiseSchedule.from_dict(meta["schedule"]),
-                      encoding=encoding, meta=meta)
+                              f"retrain it with `{retrain}`.") from None
+    return Checkpoint(model=model.eval(), schedule=schedule, encoding=encoding, meta=meta)
