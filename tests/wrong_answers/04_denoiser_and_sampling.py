@@ -98,6 +98,13 @@ def sinusoidal_embedding(t, dim):
         out[:, half + k] = torch.cos(t * omega)
     return out
 
+@variants.wrong("sinusoidal_embedding", "a float64 embedding (the angles computed and returned in double)")
+def sinusoidal_embedding(t, dim):
+    half = dim // 2
+    omega = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float64) / half)
+    angles = t.double()[:, None] * omega[None, :]
+    return torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)
+
 
 # --------------------------------------------------------------------------- ema_update
 
@@ -202,6 +209,15 @@ def ema_update(ema, model, decay, step):
     d = min(decay, (1 + step) / (10 + step))
     for e, p in zip(ema.parameters(), model.parameters()):
         e.data = d * e.data + (1 - d) * p.data
+
+@variants.wrong("ema_update", "switches off the model's gradients (requires_grad_(False)) to update without no_grad")
+def ema_update(ema, model, decay, step):
+    d = min(decay, (1 + step) / (10 + step))
+    for averaged, current in zip(ema.parameters(), model.parameters()):
+        current.requires_grad_(False)
+        averaged.requires_grad_(False)
+        averaged.mul_(d).add_(current, alpha=1 - d)
+        averaged.requires_grad_(True)
 
 
 # --------------------------------------------------------------------------- ddim_step
@@ -319,3 +335,35 @@ def ddim_step(schedule, x_t, t, t_prev, eps_pred, x0_pred, eta=0.0, noise=None):
     direction_to_x_t = (1 - alpha_bar_prev - sigma_squared) ** 0.5 * eps_pred
     random_noise = sigma_squared ** 0.5 * (noise if noise is not None else torch.randn_like(x_t))
     return predicted_x0_part + direction_to_x_t + (random_noise if eta else 0.0)
+
+@variants.wrong("ddim_step", "eta > 0 without an explicit noise tensor: no noise added")
+def ddim_step(schedule, x_t, t, t_prev, eps_pred, x0_pred, eta=0.0, noise=None):
+    alpha_bar = schedule.alpha_bar[t]
+    alpha_bar_prev = schedule.alpha_bar[t_prev] if t_prev >= 0 else torch.tensor(1.0)
+    sigma = eta * torch.sqrt((1 - alpha_bar_prev) / (1 - alpha_bar) * (1 - alpha_bar / alpha_bar_prev))
+    x_prev = torch.sqrt(alpha_bar_prev) * x0_pred + torch.sqrt(1 - alpha_bar_prev - sigma ** 2) * eps_pred
+    if eta > 0 and noise is not None:
+        x_prev = x_prev + sigma * noise
+    return x_prev
+
+
+@variants.wrong("ddim_step", "eta > 0 without an explicit noise tensor: sigma * None fails")
+def ddim_step(schedule, x_t, t, t_prev, eps_pred, x0_pred, eta=0.0, noise=None):
+    alpha_bar = schedule.alpha_bar[t]
+    alpha_bar_prev = schedule.alpha_bar[t_prev] if t_prev >= 0 else torch.tensor(1.0)
+    sigma = eta * torch.sqrt((1 - alpha_bar_prev) / (1 - alpha_bar) * (1 - alpha_bar / alpha_bar_prev))
+    x_prev = torch.sqrt(alpha_bar_prev) * x0_pred + torch.sqrt(1 - alpha_bar_prev - sigma ** 2) * eps_pred
+    if eta > 0:
+        x_prev = x_prev + sigma * noise
+    return x_prev
+
+
+@variants.wrong("ddim_step", "x0_pred scaled in place (x0_pred.mul_)")
+def ddim_step(schedule, x_t, t, t_prev, eps_pred, x0_pred, eta=0.0, noise=None):
+    alpha_bar = schedule.alpha_bar[t]
+    alpha_bar_prev = schedule.alpha_bar[t_prev] if t_prev >= 0 else torch.tensor(1.0)
+    sigma = eta * torch.sqrt((1 - alpha_bar_prev) / (1 - alpha_bar) * (1 - alpha_bar / alpha_bar_prev))
+    x_prev = x0_pred.mul_(torch.sqrt(alpha_bar_prev)) + torch.sqrt(1 - alpha_bar_prev - sigma ** 2) * eps_pred
+    if eta > 0:
+        x_prev = x_prev + sigma * (torch.randn_like(x_t) if noise is None else noise)
+    return x_prev
