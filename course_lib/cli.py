@@ -41,59 +41,115 @@ def cmd_prepare_data(args) -> None:
         print(corpus.report())
 
 
-def _datasets(corpora: list[str], encoding, transpose: int):
+def _datasets(corpora: list[str], encoding, transpose: int, cache_dir=None, styles=None):
     from . import data
-    loaded = [data.load_corpus(name) for name in corpora]
-    train = data.WindowDataset(loaded, "train", encoding, transpose_range=transpose)
-    valid = data.WindowDataset(loaded, "valid", encoding)
+    loaded = [data.load_corpus(name, cache_dir=cache_dir) for name in corpora]
+    styles = styles or data.styles_of(loaded)
+    train = data.WindowDataset(loaded, "train", encoding, transpose_range=transpose, styles=styles)
+    valid = data.WindowDataset(loaded, "valid", encoding, styles=styles)
     return loaded, train, valid
 
 
+def _resume_file(path) -> Path:
+    """``--resume X.pt``: X.pt if it carries a training state, else the X.resume.pt written beside it."""
+    path = Path(path)
+    beside = path.with_name(f"{path.stem}.resume.pt")
+    if path.exists() and not path.name.endswith(".resume.pt") and beside.exists():
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        if isinstance(blob, dict) and "training" not in blob:
+            return beside
+    return path
+
+
 def cmd_train(args) -> None:
-    from . import encoding as encodings, models, schedules, train as training
+    from . import data, devices, encoding as encodings, models, schedules, train as training
     _threads(args.threads)
     _check_checkpoint_out(args)
     if args.style_weights and not sum(args.style_weights) > 0:
         raise inputs.InputError(f"--style-weights {args.style_weights}: give at least one weight > 0")
-    encoding = encodings.ENCODINGS[args.encoding]()
-    loaded, train_set, valid_set = _datasets(args.corpora, encoding, args.transpose)
-    kind = "unet1d" if args.encoding == "voice" else "unet2d"
-    config = models.ModelConfig(kind=kind, in_channels=encoding.shape()[0], channels=args.channels,
-                                prediction=args.prediction, n_styles=len(training_styles()),
-                                use_mode=True, use_density=True, attention=None if args.attention is None
-                                else bool(args.attention))
-    training.seed_everything(args.seed)
+    device = devices.start_processes(devices.pick_device(args.device))  # under torchrun: join the others
+    devices.check_precision(args.precision, device)
+    rank, world_size = devices.world()
+    say = print if rank == 0 else (lambda *a, **k: None)  # only process 0 talks and writes
+    resume = None
+    if args.resume:  # the run's own settings, data, weights, optimizer and random states
+        path = _resume_file(args.resume)
+        resume, ckpt = training.load_training_state(path), training.load_checkpoint(path)
+        encoding, schedule, config, styles = ckpt.encoding, ckpt.schedule, ckpt.model.config, ckpt.styles
+        saved = ckpt.meta["train"]
+        saved["style_weights"] = tuple(saved["style_weights"]) if saved.get("style_weights") else None
+        train_config = training.TrainConfig(**{**saved, "steps": args.steps or saved["steps"], "threads": args.threads})
+        corpora, transpose = list(ckpt.meta["data"]["corpora"]), ckpt.meta["data"]["transpose_range"]
+        loaded, train_set, valid_set = _datasets(corpora, encoding, transpose, args.cache_dir, styles)
+        say(f"resuming {path} at step {resume['step']} of {train_config.steps}")
+    else:
+        corpora, transpose = args.corpora, args.transpose
+        encoding = encodings.ENCODINGS[args.encoding]()
+        if args.encoding == "voice" and args.voice_ranges == "data":
+            encoding = encodings.VoiceEncoding(encoding.spec, data.voice_ranges(
+                [data.load_corpus(c, cache_dir=args.cache_dir) for c in corpora]))
+        loaded, train_set, valid_set = _datasets(corpora, encoding, transpose, args.cache_dir)
+        styles = train_set.styles
+        kind = "unet1d" if args.encoding == "voice" else "unet2d"
+        config = models.ModelConfig(kind=kind, in_channels=encoding.shape()[0], channels=args.channels,
+                                    prediction=args.prediction, n_styles=len(styles),
+                                    use_mode=True, use_density=True, attention=None if args.attention is None
+                                    else bool(args.attention))
+        schedule = schedules.make_schedule(args.schedule, args.timesteps)
+        train_config = training.TrainConfig(steps=args.steps or 6000, batch_size=args.batch_size, lr=args.lr,
+                                            seed=args.seed, threads=args.threads, valid_every=args.valid_every,
+                                            style_weights=tuple(args.style_weights) if args.style_weights else None)
+    training.seed_everything(train_config.seed)
     model = models.build_model(config)
-    schedule = schedules.make_schedule(args.schedule, args.timesteps)
-    train_config = training.TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                                        seed=args.seed, threads=args.threads, valid_every=args.valid_every,
-                                        style_weights=tuple(args.style_weights) if args.style_weights else None)
     params = sum(p.numel() for p in model.parameters())
-    print(f"training {kind} ({params / 1e6:.2f}M parameters, {args.prediction}-prediction, {args.schedule} "
-          f"schedule) on {len(train_set)} windows ({', '.join(args.corpora)}), {args.steps} steps")
+    where = f"{device}" + (f" x {world_size} processes" if world_size > 1 else "")
+    say(f"training {config.kind} ({params / 1e6:.2f}M parameters, {config.prediction}-prediction, {schedule.kind} "
+        f"schedule) on {len(train_set)} windows ({', '.join(corpora)}; styles {', '.join(styles)}), "
+        f"{train_config.steps} steps on {where}, {args.precision}")
     data_description = {"corpora": {c.name: {"pieces": len(c), "rejected": c.rejected} for c in loaded},
                         "train_windows": len(train_set), "valid_windows": len(valid_set),
                         "split": "by piece: crc32(piece id) % 10 == 0 test, 1 valid, else train",
-                        "transpose_range": args.transpose}
-    start = time.perf_counter()
-    history = []
+                        "transpose_range": transpose}
+    start, cpu_start = time.perf_counter(), time.process_time()
+    history = list(resume["history"]) if resume else []
+    machine = (f"{world_size} x " if world_size > 1 else "") + (
+        f"{torch.get_num_threads()} CPU thread(s)" if device.type == "cpu" else
+        torch.cuda.get_device_name(device) if device.type == "cuda" else str(device))
 
-    def save(ema, path):
+    def save(ema, path, state=None):
         card = {"command": "python -m course_lib " + " ".join(sys.argv[1:]),
                 "train_seconds": round(time.perf_counter() - start, 1), "history": history,
-                "machine": f"{torch.get_num_threads()} CPU thread(s), torch {torch.__version__}"}
+                "cpu_seconds": round(time.process_time() - cpu_start, 1),
+                "machine": f"{machine}, {args.precision}, torch {torch.__version__}"}
         return training.save_checkpoint(path, ema, schedule, encoding, train_config=train_config,
-                                        data=data_description, card=card)
+                                        data=data_description, card=card, styles=styles, training_state=state)
+
+    resume_path = Path(args.out).with_name(f"{Path(args.out).stem}.resume.pt")
+
+    latest = {}
 
     def snapshot(row, ema):  # every validation: the latest weights, so a long run can be evaluated early
         history.append(row)
-        if args.snapshots:
-            save(ema, Path(args.out).with_name(f"{Path(args.out).stem}_step{row['step']}.pt"))
+        latest["ema"] = ema
 
-    result = training.train(model, schedule, train_set, valid_set, train_config, progress=not args.quiet,
-                            on_validation=snapshot)
-    path = save(result["ema"], args.out)
-    print(f"trained in {(time.perf_counter() - start) / 60:.1f} min; saved {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    def keep_state(state):  # ... and everything needed to go on from here (train --resume)
+        save(latest["ema"], resume_path, state)
+        if args.snapshots:
+            save(latest["ema"], Path(args.out).with_name(f"{Path(args.out).stem}_step{state['step']}.pt"), state)
+
+    try:
+        result = training.train(model, schedule, train_set, valid_set, train_config, progress=not args.quiet,
+                                on_validation=snapshot, on_state=keep_state, device=device,
+                                precision=args.precision, resume=resume)
+        if rank == 0:
+            path = save(result["ema"], args.out)
+            print(f"trained in {(time.perf_counter() - start) / 60:.1f} min; saved {path} "
+                  f"({path.stat().st_size / 1e6:.1f} MB); to train on: --resume {resume_path}")
+        if world_size > 1:
+            say(f"{world_size} processes, largest weight difference from process 0: "
+                f"{result['difference_between_processes']:.3g}")
+    finally:
+        devices.stop_processes()
 
 
 def _check_checkpoint_out(args) -> None:
@@ -111,6 +167,8 @@ def cmd_train_classifier(args) -> None:
     _check_checkpoint_out(args)
     inputs.check_new_files([Path(args.out).with_suffix(".md")], force=args.force)  # its model card
     encoding = encodings.VoiceEncoding()
+    if args.voice_ranges == "data":
+        encoding = encodings.VoiceEncoding(encoding.spec, data.voice_ranges([data.load_corpus(c) for c in args.corpora]))
     loaded, train_set, valid_set = _datasets(args.corpora, encoding, 0)
     test = classifiers._as_tensors(data.WindowDataset(loaded, "test", encoding))
     noisy = args.kind == "noisy"
@@ -125,9 +183,10 @@ def cmd_train_classifier(args) -> None:
     print(f"training the {args.kind} classifier ({params:,} parameters) on {len(train_set)} windows, {args.steps} steps")
     start, cpu_start = time.perf_counter(), time.process_time()
     history = classifiers.train_classifier(classifier, train_set, valid_set, train_config, schedule=schedule,
-                                           progress=not args.quiet)
+                                           progress=not args.quiet, device=args.device)
+    classifier.cpu()
     command = (f"python -m course_lib train-classifier --kind {args.kind}" + (f" --out {args.out}" if args.out else "")
-               + f" --steps {args.steps} --batch-size {args.batch_size} --lr {args.lr:g} --channels {args.channels}"
+               + f" --voice-ranges {args.voice_ranges} --steps {args.steps} --batch-size {args.batch_size} --lr {args.lr:g} --channels {args.channels}"
                f" --corpora {' '.join(args.corpora)} --seed {args.seed} --threads {args.threads}"
                + (f" --schedule {args.schedule} --timesteps {args.timesteps}" if noisy else ""))
     card = {"kind": args.kind, "parameters": params, "steps": args.steps, "batch_size": args.batch_size,
@@ -157,9 +216,9 @@ def training_styles():
 def cmd_generate(args) -> None:
     from . import pipeline
     _threads(args.threads)
-    inputs.check_output_dir(args.out)  # before the model loads and samples
+    inputs.check_output_dir(args.out, create=False)  # before the model loads and samples
     inputs.check_new_files(pipeline.output_paths(args.out, args.n, args.stem), force=args.force)
-    ckpt = pipeline.load(args.checkpoint)
+    ckpt = pipeline.load(args.checkpoint, device=args.device)
     start = time.perf_counter()
     titles = None
     if args.continue_from or args.infill or args.transition or args.style_transfer:
@@ -221,7 +280,7 @@ DEMO_STEMS = [f"{style}_{mode}" for style, mode in DEMO_REQUESTS]
 def cmd_demo(args) -> None:
     from . import pipeline
     _threads(args.threads)
-    inputs.check_output_dir(args.out)
+    inputs.check_output_dir(args.out, create=False)
     inputs.check_new_files([p for stem in DEMO_STEMS for p in pipeline.output_paths(args.out, 1, stem)], force=args.force)
     ckpt = pipeline.load(args.checkpoint)
     print(f"model: {args.checkpoint or pipeline.DEFAULT_CHECKPOINT}")
@@ -236,53 +295,93 @@ def cmd_demo(args) -> None:
             print(f"  {p}")
 
 
+def _real_windows(corpus: str, split: str):
+    """Rolls (N, ...) of a split of a corpus, and the piece each window comes from."""
+    from . import data
+    windows = data.WindowDataset(data.load_corpus(corpus), split)
+    return np.stack([windows.roll(i) for i in range(len(windows))]), [p[1] for p in windows.pieces], windows
+
+
 def cmd_evaluate(args) -> None:
-    from . import data, metrics, pipeline
+    from . import metrics, pipeline, realism
     _threads(args.threads)
     if args.json:  # checked before minutes of sampling; a JSON report may be replaced
         inputs.check_output_file(args.json, "--json", force=True)
-    ckpts = {Path(p).stem: pipeline.load(p) for p in (args.checkpoint or [pipeline.DEFAULT_CHECKPOINT])}
+    paths = args.checkpoint or [pipeline.DEFAULT_CHECKPOINT]
+    ckpts = {Path(p).stem: pipeline.load(p, device=args.device) for p in paths}
     first = next(iter(ckpts.values()))
-    test = data.WindowDataset(data.load_corpus(args.corpus), "test")
-    reference = np.stack([test.roll(i) for i in range(len(test))])
+    reference, pieces, test = _real_windows(args.corpus, "test")
     ref_modes = [l["mode"] for l in test.labels]
-    columns = {}
+    four_voices = first.spec.n_tracks == 4 and args.corpus == "bach"
+    columns, settings, telltales = {}, {}, {}
     modes = [i % 2 for i in range(args.n)]  # half major, half minor
     for name, ckpt in ckpts.items():
+        defaults = pipeline.sampling_defaults(ckpt)
+        used = {"sampler": "ddim", "steps": args.steps or defaults["steps"],
+                "guidance_scale": defaults["guidance_scale"] if args.guidance is None else args.guidance,
+                "voice_leading": defaults["voice_leading"] if args.voice_leading is None else args.voice_leading,
+                "voice_leading_weights": defaults.get("voice_leading_weights", {})}
         start = time.perf_counter()
         rolls = np.concatenate([pipeline.generate(ckpt, len(chunk), style=args.corpus, mode=list(chunk),
-                                                  steps=args.steps, guidance_scale=args.guidance,
-                                                  seed=args.seed + k)
+                                                  steps=used["steps"], guidance_scale=used["guidance_scale"],
+                                                  voice_leading=used["voice_leading"], seed=args.seed + k)
                                 for k, chunk in enumerate(np.array_split(modes, max(1, args.n // 64)))])
-        print(f"{name}: {args.n} samples in {time.perf_counter() - start:.1f} s")
+        print(f"{name}: {args.n} samples in {time.perf_counter() - start:.1f} s "
+              f"(DDIM-{used['steps']}, w = {used['guidance_scale']:g}, voice leading {used['voice_leading']:g})")
         columns[name] = metrics.evaluate(rolls, first.spec, reference=reference, requested_modes=modes)
+        settings[name] = used
+        if four_voices:
+            result = realism.two_sample_test(rolls, reference, groups=pieces, seed=args.seed)
+            columns[name]["c2st"], telltales[name] = result.accuracy, result.telltales
     columns["real test (ceiling)"] = metrics.evaluate(reference, first.spec, reference=reference,
                                                       requested_modes=ref_modes)
-    columns["noise (floor)"] = metrics.evaluate(pipeline.noise_rolls(first, args.n), first.spec,
-                                                reference=reference, requested_modes=modes)
+    noise = pipeline.noise_rolls(first, args.n)
+    columns["noise (floor)"] = metrics.evaluate(noise, first.spec, reference=reference, requested_modes=modes)
+    if four_voices:  # the test's own floor: real windows of other pieces (valid split) against the test split
+        valid, valid_pieces, _ = _real_windows(args.corpus, "valid")
+        columns["real test (ceiling)"]["c2st"] = realism.two_sample_test(
+            valid, reference, groups=pieces, sample_groups=valid_pieces, seed=args.seed).accuracy
+        columns["noise (floor)"]["c2st"] = realism.two_sample_test(noise, reference, groups=pieces,
+                                                                   seed=args.seed).accuracy
+    stored = (first.meta.get("card") or {}).get("previous")
+    if stored and not args.no_previous:
+        columns[f"{stored['name']} (stored)"] = stored["evaluate"]
     print(metrics.format_table(columns))
     real = columns["real test (ceiling)"]
+    bar = metrics.QUALITY_BAR_V2 if four_voices else metrics.QUALITY_BAR
     for name in ckpts:
-        passed = metrics.compare_to_reference(columns[name], real)
+        passed = metrics.compare_to_reference(columns[name], real, bar)
         print(f"{name}: quality bar " + ", ".join(f"{k} {'PASS' if ok else 'FAIL'}" for k, ok in passed.items()))
+        if name in telltales:
+            print(f"{name}: what gives the samples away (two-sample test weights, + = sample-like): "
+                  + ", ".join(f"{feature} {weight:+.2f}" for feature, weight in telltales[name]))
     if args.json:
         with inputs.atomic_paths([args.json]) as (temp,):
             temp.write_text(json.dumps(columns, indent=1))
     if args.card:
-        for path in (args.checkpoint or [pipeline.DEFAULT_CHECKPOINT]):
-            _write_card(Path(path), columns, Path(path).stem, args)
+        name = Path(paths[0]).stem
+        others = {k: v for k, v in columns.items() if k in ckpts and k != name}
+        _write_card(Path(paths[0]), columns, name, args, sampling=settings[name], bar=bar,
+                    previous=next(iter(others.items()), None))
 
 
-def _write_card(path: Path, columns: dict, name: str, args) -> None:
-    """Store the evaluate table in the checkpoint's card and write ``path.md``, its model card."""
-    from . import metrics, train as training
+def _write_card(path: Path, columns: dict, name: str, args, *, sampling: dict, bar: dict, previous=None) -> None:
+    """Store the evaluate table, the sampling settings it was measured with (they become the model's
+    recommended ones: ``pipeline.sampling_defaults``) and, when given, the previous model's column
+    (name, figures) in the checkpoint's card; write ``path.md``, its model card."""
+    from . import metrics
     blob = torch.load(path, map_location="cpu", weights_only=True)
     meta = json.loads(blob["meta"])
-    table = {k: v for k, v in columns.items() if k == name or k.startswith(("real", "noise"))}
-    passed = metrics.compare_to_reference(columns[name], columns["real test (ceiling)"])
+    if previous is not None:
+        meta["card"]["previous"] = {"name": previous[0], "evaluate": previous[1]}
+    table = {k: v for k, v in columns.items() if k == name or k.startswith(("real", "noise")) or k.endswith("(stored)")}
+    if previous is not None:
+        table[f"{previous[0]} (stored)"] = previous[1]
+    passed = metrics.compare_to_reference(columns[name], columns["real test (ceiling)"], bar)
     meta["card"]["evaluate"] = table
     meta["card"]["evaluate_command"] = "python -m course_lib " + " ".join(sys.argv[1:])
     meta["card"]["quality_bar"] = passed
+    meta["card"]["sampling"] = sampling
     blob["meta"] = json.dumps(meta)
     torch.save(blob, path)
     card, train_cfg, model_cfg = meta["card"], meta.get("train") or {}, meta["model"]
@@ -292,7 +391,11 @@ def _write_card(path: Path, columns: dict, name: str, args) -> None:
              f"attention {model_cfg['attention']}, {model_cfg['prediction']}-prediction; labels: style "
              f"({model_cfg['n_styles']}), mode {model_cfg['use_mode']}, density {model_cfg['use_density']}.",
              f"- **Encoding:** {meta['encoding']['name']} (tracks {meta['encoding']['spec']['tracks']}, MIDI "
-             f"{meta['encoding']['spec']['low']}..{meta['encoding']['spec']['high'] - 1}, 16th notes, 4 bars).",
+             f"{meta['encoding']['spec']['low']}..{meta['encoding']['spec']['high'] - 1}, 16th notes, 4 bars; height "
+             f"channel spans per voice: {meta['encoding'].get('ranges', 'the whole range')}).",
+             f"- **Recommended sampling** (what `generate`, `demo` and the lessons use by default): DDIM-"
+             f"{sampling['steps']}, classifier-free guidance w = {sampling['guidance_scale']:g}, voice-leading "
+             f"correction {sampling['voice_leading']:g} (weights {sampling.get('voice_leading_weights', {})}).",
              f"- **Schedule:** {meta['schedule']}.",
              f"- **Data:** {json.dumps(meta['data'].get('corpora', {}))[:400]}; train windows "
              f"{meta['data'].get('train_windows')}, valid windows {meta['data'].get('valid_windows')}; "
@@ -300,7 +403,9 @@ def _write_card(path: Path, columns: dict, name: str, args) -> None:
              f"- **Training:** `{card.get('command')}`: {train_cfg.get('steps')} steps, batch {train_cfg.get('batch_size')}, "
              f"AdamW lr {train_cfg.get('lr')}, EMA {train_cfg.get('ema_decay')}, label dropout "
              f"{train_cfg.get('label_dropout')} (all) + {train_cfg.get('label_dropout_each')} (each); "
-             f"{card.get('train_seconds', 0) / 60:.1f} min wall time on {card.get('machine')}.",
+             f"{card.get('train_seconds', 0) / 60:.1f} min wall time"
+             + (f", {card['cpu_seconds'] / 60:.1f} CPU-minutes" if card.get("cpu_seconds") else "")
+             + f" on {card.get('machine')}.",
              f"- **Loss:** " + ", ".join(f"step {h['step']}: valid {h.get('valid_loss', float('nan')):.3f}"
                                         for h in history[:: max(1, len(history) // 6)] + history[-1:]), "",
              f"## Evaluation (`{card['evaluate_command']}`)", "", "```", metrics.format_table(table), "```", "",
@@ -315,7 +420,7 @@ def _write_card(path: Path, columns: dict, name: str, args) -> None:
 def cmd_bench(args) -> None:
     from . import pipeline
     _threads(args.threads)
-    ckpt = pipeline.load(args.checkpoint)
+    ckpt = pipeline.load(args.checkpoint, device=args.device)
     music_seconds = pipeline.duration_seconds(ckpt.encoding.shape()[-1], ckpt.spec, args.tempo)
     print(f"checkpoint {args.checkpoint or pipeline.DEFAULT_CHECKPOINT}, torch threads {torch.get_num_threads()}, "
           f"4 bars = {music_seconds:.1f} s of music at {args.tempo:g} BPM")
@@ -338,7 +443,7 @@ def cmd_soundtrack(args) -> None:
     from . import pipeline, soundtrack
     _threads(args.threads)
     states = soundtrack.DEFAULT_STATES
-    inputs.check_output_dir(args.out)
+    inputs.check_output_dir(args.out, create=False)
     inputs.check_new_files(soundtrack.Soundtrack.output_paths(args.out, args.stem), force=args.force)
     if args.mapping:
         try:
@@ -391,10 +496,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", default=None, help="default: assets/data")
     p.add_argument("--keep", action="store_true", help="load an existing cache instead of rebuilding it")
 
-    p = add("train", cmd_train, "train a denoiser and save a checkpoint")
+    p = add("train", cmd_train, "train a denoiser and save a checkpoint (several processes: start it with "
+            "torchrun --standalone --nproc_per_node=N -m course_lib train ...)")
     p.add_argument("--out", required=True, help="the checkpoint file to write (refused if it exists, unless --force)")
     p.add_argument("--force", action="store_true", help=FORCE_HELP)
-    p.add_argument("--corpora", nargs="+", default=["bach", "folk"], help="corpora to train on (default bach folk)")
+    p.add_argument("--corpora", nargs="+", default=["bach", "folk"],
+                   help="bach, folk and/or corpora of your own MIDI files (prepare-data --midi-dir DIR --name NAME)")
+    p.add_argument("--cache-dir", default=None, help="where the corpora are cached (default: assets/data)")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, mps, or auto (CUDA, then MPS, "
+                   "then CPU); under torchrun each process takes GPU LOCAL_RANK")
+    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32",
+                   help="number precision of the forward pass: fp32 (default), or bf16/fp16 mixed precision "
+                        "on CUDA (fp16 with loss scaling); refused on the CPU")
+    p.add_argument("--resume", default=None, metavar="CHECKPOINT",
+                   help="go on with a stopped run from its OUT.resume.pt (written at every validation) or a "
+                        "--snapshots file: its settings, data, weights, EMA, optimizer and random states; "
+                        "--steps may extend it")
     p.add_argument("--encoding", choices=["voice", "pianoroll"], default="voice",
                    help="what the model sees: the compact per-voice encoding (default) or the piano roll")
     p.add_argument("--prediction", choices=["eps", "x0", "v"], default="v", help="what the network predicts (default v)")
@@ -402,14 +519,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="noise schedule (default cosine)")
     p.add_argument("--timesteps", type=int_in(2, 100_000), default=1000, help="diffusion steps T, 2..100000 (default 1000)")
     p.add_argument("--channels", type=int_in(8, 1024), default=None, help="base width (default: the model kind's default)")
-    p.add_argument("--steps", type=positive_int, default=6000, help="training steps (default 6000)")
-    p.add_argument("--batch-size", type=int_in(1, 4096), default=64, help="windows per step (default 64)")
+    p.add_argument("--steps", type=positive_int, default=None, help="training steps (default 6000; with --resume: the run's own)")
+    p.add_argument("--batch-size", type=int_in(1, 4096), default=64,
+                   help="windows per step, over all processes (a multiple of their number)")
     p.add_argument("--lr", type=LEARNING_RATE, default=1e-3, help="AdamW learning rate, 0 < lr <= 1 (default 1e-3)")
     p.add_argument("--transpose", type=int_in(0, 11), default=0, help="random transposition range (semitones)")
+    p.add_argument("--voice-ranges", choices=["data", "whole"], default="data",
+                   help="voice encoding: each voice's height channel spans that voice's range in the data "
+                        "(default), or the whole pitch range for every voice (the first bundled model)")
     p.add_argument("--valid-every", type=positive_int, default=500, help="steps between validations and resume states (default 500)")
     p.add_argument("--style-weights", type=nonneg_float, nargs="+", default=None,
                    help="relative share of each style in a batch, in data.STYLES order (default: equal)")
-    p.add_argument("--snapshots", action="store_true", help="also save OUT_stepN.pt at every validation")
+    p.add_argument("--snapshots", action="store_true",
+                   help="also save OUT_stepN.pt (resumable) at every validation")
     p.add_argument("--attention", type=int, choices=[0, 1], default=None, help="self-attention at the lowest level")
     p.add_argument("--seed", type=nonneg_int, default=0, help=SEED_HELP)
     p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
@@ -426,6 +548,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="noisy: the diffusion model's schedule")
     p.add_argument("--timesteps", type=int_in(2, 100_000), default=1000, help="noisy: the diffusion model's T (default 1000)")
     p.add_argument("--channels", type=int_in(8, 1024), default=32, help="base width, a multiple of 8 (default 32)")
+    p.add_argument("--voice-ranges", choices=["data", "whole"], default="data",
+                   help="the voice encoding's height span; must match the denoiser it guides (see train)")
+    p.add_argument("--device", default="cpu", help="where to run: cpu (default), cuda, cuda:N, mps or auto "
+                   "(CUDA, then MPS, then CPU)")
     p.add_argument("--steps", type=positive_int, default=1500, help="training steps (default 1500)")
     p.add_argument("--batch-size", type=int_in(1, 4096), default=64, help="windows per step (default 64)")
     p.add_argument("--lr", type=LEARNING_RATE, default=1e-3, help="AdamW learning rate, 0 < lr <= 1 (default 1e-3)")
@@ -447,6 +573,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=nonneg_int, default=0, help=SEED_HELP)
     p.add_argument("--stem", type=plain_name, default="sample", help="file names STEM_00.mid, ... (a plain name)")
     p.add_argument("--force", action="store_true", help=FORCE_HELP)
+    p.add_argument("--device", default="cpu", help="where to run: cpu (default), cuda, cuda:N, mps or auto "
+                   "(CUDA, then MPS, then CPU)")
     p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     task = p.add_mutually_exclusive_group()  # lesson 6: tasks on the user's own MIDI files (4/4)
     task.add_argument("--continue", dest="continue_from", metavar="FILE",
@@ -468,11 +596,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", nargs="*", default=None, help="checkpoint file(s) to compare (default: the bundled one)")
     p.add_argument("--corpus", default="bach", choices=["bach", "folk"], help="whose test split is the reference (default bach)")
     p.add_argument("--n", type=int_in(2, 10_000), default=256, help="samples per checkpoint, 2..10000 (default 256)")
-    p.add_argument("--steps", type=int_in(1, 100_000), default=50, help="DDIM steps (default 50)")
-    p.add_argument("--guidance", type=GUIDANCE, default=0.0, help="classifier-free guidance scale w (default 0)")
+    p.add_argument("--steps", type=int_in(1, 100_000), default=None, help="DDIM steps (default: the checkpoint's recommended)")
+    p.add_argument("--guidance", type=GUIDANCE, default=None,
+                   help="classifier-free guidance scale w (default: the checkpoint's recommended)")
+    p.add_argument("--voice-leading", type=float_in(0.0, 1000.0), default=None,
+                   help="scale of the x0 correction toward the voice-leading rules, 0 = off "
+                        "(default: the checkpoint's recommended)")
     p.add_argument("--seed", type=nonneg_int, default=0, help=SEED_HELP)
     p.add_argument("--json", default=None, help="also write the table as JSON")
-    p.add_argument("--card", action="store_true", help="store the table in each checkpoint and write CHECKPOINT.md")
+    p.add_argument("--device", default="cpu", help="where to run: cpu (default), cuda, cuda:N, mps or auto "
+                   "(CUDA, then MPS, then CPU)")
+    p.add_argument("--no-previous", action="store_true", help="leave out the previous model's stored column")
+    p.add_argument("--card", action="store_true",
+                   help="store the table and the sampling settings in the FIRST checkpoint and write its model card "
+                        "CHECKPOINT.md; a second checkpoint's column is stored as the previous model's")
 
     p = add("bench", cmd_bench, "sampling speed and real-time factor")
     p.add_argument("--checkpoint", default=None, help=CHECKPOINT_HELP)
@@ -480,6 +617,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--guidance", type=GUIDANCE, default=0.0, help="classifier-free guidance scale w (default 0)")
     p.add_argument("--repeats", type=int_in(1, 100), default=3, help="timed repeats of the batch-1 cases, best kept (default 3)")
     p.add_argument("--quick", action="store_true", help="skip DDPM-1000")
+    p.add_argument("--device", default="cpu", help="where to run: cpu (default), cuda, cuda:N, mps or auto "
+                   "(CUDA, then MPS, then CPU)")
     p = add("soundtrack", cmd_soundtrack, "an adaptive soundtrack for a timeline of game states: MIDI, WAV, PNG "
             "timeline, real-time factor")
     p.add_argument("--states", default="exploration:8,battle:8,victory:4",

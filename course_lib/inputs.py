@@ -143,17 +143,28 @@ def check_regular_file(path, what: str = "file", error=InputError) -> Path:
 
 # --------------------------------------------------------------------------- where outputs go
 
-def check_output_dir(path, what: str = "--out") -> Path:
-    """Make sure ``path`` is (or can become) a writable folder, creating it; else InputError.
+def check_output_dir(path, what: str = "--out", *, create: bool = True) -> Path:
+    """Make sure ``path`` is (or can become) a writable folder; else InputError.
+
+    create: make the folder now. With create=False (the early check before minutes of work) a
+    folder that does not exist yet is left uncreated, so a run refused later for another reason
+    leaves nothing behind; its nearest existing parent is probed instead.
 
     Checked with a real probe file, because permission bits do not tell the whole story (root,
     read-only mounts)."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise InputError(f"{what} {path} is a file, not a folder; give a folder for the outputs")
+    probe = path
+    if not create:
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        if not probe.is_dir():
+            raise InputError(f"{what} {path} cannot be created: {probe} is a file, not a folder")
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-check-"):
+        if create:
+            path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=probe, prefix=".write-check-"):
             pass
     except OSError as err:
         raise InputError(f"{what} {path} is not a writable folder ({err.strerror or err}); "
