@@ -201,13 +201,19 @@ def _lr_at(step: int, config: ClassifierTrainConfig, warmup: int = 100) -> float
 
 def train_classifier(classifier: LabelClassifier, train_data, valid_data=None,
                      config: ClassifierTrainConfig = ClassifierTrainConfig(), *,
-                     schedule: schedules.NoiseSchedule | None = None, progress: bool = True, log=print) -> list[dict]:
+                     schedule: schedules.NoiseSchedule | None = None, progress: bool = True, log=print,
+                     device="cpu") -> list[dict]:
     """Train in place with cross-entropy summed over the heads; returns the validation history.
 
     train_data, valid_data: WindowDatasets with an encoding, or (x (N, C, L), labels) pairs. A
     noisy classifier needs the ``schedule`` of the diffusion model it will guide: each batch is
-    noised to x_t = q_sample(x_0, t) with t ~ Uniform{0..T-1} (DDPM eq. 4).
+    noised to x_t = q_sample(x_0, t) with t ~ Uniform{0..T-1} (DDPM eq. 4). device: where to train
+    (``devices.pick_device``; the classifier stays there); batches are drawn on the CPU, so a seed
+    gives the same batches on any device.
     """
+    from . import devices
+    device = devices.pick_device(device)
+    classifier.to(device)
     if classifier.config.noisy and schedule is None:
         raise ValueError("a noisy classifier trains on x_t = q_sample(x_0, t): pass the diffusion model's schedule")
     torch.set_num_threads(config.threads)
@@ -222,12 +228,12 @@ def train_classifier(classifier: LabelClassifier, train_data, valid_data=None,
     for step in tqdm(range(config.steps), disable=not progress, desc="training the classifier", unit="step"):
         classifier.train()
         index = torch.multinomial(weights, config.batch_size, replacement=True, generator=generator)
-        x_batch, t = x[index], None  # (B, C, L)
+        x_batch, t = x[index].to(device), None  # (B, C, L)
         if classifier.config.noisy:
-            t = torch.randint(0, schedule.timesteps, (config.batch_size,), generator=generator)
+            t = torch.randint(0, schedule.timesteps, (config.batch_size,), generator=generator).to(device)
             x_batch = diffusion.q_sample(schedule, x_batch, t, generator=generator)
         logits = classifier(x_batch, t)
-        loss = sum(F.cross_entropy(logits[name], labels[name][index]) for name in heads)
+        loss = sum(F.cross_entropy(logits[name], labels[name][index].to(device)) for name in heads)
         for group in optimizer.param_groups:
             group["lr"] = _lr_at(step, config)
         optimizer.zero_grad(set_to_none=True)
@@ -254,11 +260,13 @@ def train_classifier(classifier: LabelClassifier, train_data, valid_data=None,
 def predict(classifier: LabelClassifier, x: torch.Tensor, t=None, batch_size: int = 256) -> dict[str, torch.Tensor]:
     """Class probabilities {head: (N, classes)} for x (N, C, L) (x_t and t (N,) or an int if noisy)."""
     classifier.eval()
+    device = next(classifier.parameters()).device  # probabilities come back on the CPU
     out: dict[str, list] = {name: [] for name in classifier.config.heads}
     for i in range(0, len(x), batch_size):
         t_i = t[i:i + batch_size] if torch.is_tensor(t) and t.ndim else t
-        for name, logits in classifier(x[i:i + batch_size], t_i).items():
-            out[name].append(logits.softmax(dim=-1))
+        t_i = t_i.to(device) if torch.is_tensor(t_i) else t_i
+        for name, logits in classifier(x[i:i + batch_size].to(device), t_i).items():
+            out[name].append(logits.softmax(dim=-1).cpu())
     return {name: torch.cat(p) for name, p in out.items()}
 
 

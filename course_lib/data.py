@@ -252,10 +252,16 @@ PREPARERS = {"bach": prepare_bach, "folk": prepare_folk}
 
 def load_corpus(name: str = "bach", cache_dir: Path | str | None = None, rebuild: bool = False,
                 **prepare_kwargs) -> Corpus:
-    """The named corpus from its cache file, preparing (and caching) it on a miss."""
-    if name not in PREPARERS:
-        raise ValueError(f"unknown corpus {name!r}; choose one of {sorted(PREPARERS)}")
+    """The named corpus from its cache file, preparing (and caching) it on a miss. Besides the
+    bundled ones, any corpus made by ``prepare-data --midi-dir DIR --name NAME`` (``midi_corpus``)
+    loads by its name from the cache folder it was written to."""
     path = Path(cache_dir or CACHE_DIR) / f"{name}.npz"
+    if name not in PREPARERS:
+        if path.exists():
+            return Corpus.load(path)
+        raise ValueError(f"unknown corpus {name!r}; choose one of {sorted(PREPARERS)}, or make it from your own MIDI "
+                         f"files first: python -m course_lib prepare-data --midi-dir DIR --name {name}"
+                         + (f" (looked for {path})" if cache_dir else ""))
     if path.exists() and not rebuild:
         try:
             return Corpus.load(path)
@@ -266,15 +272,35 @@ def load_corpus(name: str = "bach", cache_dir: Path | str | None = None, rebuild
     return corpus
 
 
+def voice_ranges(corpora, spec: music.RollSpec = music.CHORALE) -> list[tuple[int, int]]:
+    """Per track of ``spec``, the (lowest, highest) MIDI pitch any of ``corpora`` sounds in it
+    (a folk melody counts as the soprano); a track no corpus uses keeps the whole range. This is
+    what ``VoiceEncoding(spec, ranges)`` spans with each voice's height channel."""
+    ranges = []
+    for track in range(spec.n_tracks):
+        pitches = np.concatenate([n[n[:, 0] == track, 1] for c in corpora for n in c.notes] + [np.zeros(0, int)])
+        ranges.append((int(pitches.min()), int(pitches.max())) if len(pitches) and pitches.max() > pitches.min()
+                      else (spec.low, spec.high - 1))
+    return ranges
+
+
 # ---------------------------------------------------------------------- windows and labels
 
-def window_labels(notes: np.ndarray, steps: int, style: str) -> dict:
-    """Labels of one window's note table: style index, mode (the window's own key analysis, as
-    music21's ``analyze('key')`` would find it) and density (onsets per 16th step per sounding
-    track: ~0.15 calm .. ~0.5 busy)."""
+def window_labels(notes: np.ndarray, steps: int, style: str, styles=STYLES) -> dict:
+    """Labels of one window's note table: style index (in ``styles``), mode (the window's own key
+    analysis, as music21's ``analyze('key')`` would find it) and density (onsets per 16th step per
+    sounding track: ~0.15 calm .. ~0.5 busy)."""
     _, mode, _ = music.estimate_key(notes)
     tracks = max(1, len(np.unique(notes[:, 0])))
-    return {"style": STYLES.index(style), "mode": int(mode), "density": len(notes) / (steps * tracks)}
+    return {"style": list(styles).index(style), "mode": int(mode), "density": len(notes) / (steps * tracks)}
+
+
+def styles_of(corpora) -> tuple[str, ...]:
+    """The style names a model trained on ``corpora`` knows, in label-index order: the bundled
+    styles first, in ``STYLES`` order (so bach and folk keep indices 0 and 1), then the user's own
+    corpora in the order given. Stored in the checkpoint (``checkpoint.styles``)."""
+    names = [c.style for c in corpora]
+    return tuple([s for s in STYLES if s in names] + list(dict.fromkeys(s for s in names if s not in STYLES)))
 
 
 def _window_notes(notes: np.ndarray, start: int, steps: int) -> np.ndarray:
@@ -296,11 +322,13 @@ class WindowDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, corpora, split: str = "train", encoding=None, spec: music.RollSpec = music.CHORALE,
-                 bars: int = 4, hop: int = 1, transpose_range: int = 0, seed: int = 0):
+                 bars: int = 4, hop: int = 1, transpose_range: int = 0, seed: int = 0, styles=None):
         if split not in SPLITS + ("all",):
             raise ValueError(f"split must be one of {SPLITS + ('all',)}, not {split!r}")
         corpora = [corpora] if isinstance(corpora, Corpus) else list(corpora)
-        self.spec, self.encoding, self.bars = spec, encoding, bars
+        # style label = index in ``styles`` (default: STYLES, then any user corpus's own style)
+        styles = tuple(styles or STYLES + tuple(s for s in dict.fromkeys(c.style for c in corpora) if s not in STYLES))
+        self.spec, self.encoding, self.bars, self.styles = spec, encoding, bars, styles
         self.steps = bars * spec.steps_per_bar
         self.transpose_range = transpose_range
         self.rng = np.random.default_rng(seed)
@@ -314,7 +342,7 @@ class WindowDataset(torch.utils.data.Dataset):
                     continue
                 notes = _window_notes(corpus.notes[piece], start_bar * spec.steps_per_bar, self.steps)
                 self.items.append(notes)
-                self.labels.append(window_labels(notes, self.steps, corpus.style))
+                self.labels.append(window_labels(notes, self.steps, corpus.style, styles))
                 self.pieces.append((corpus.name, corpus.pieces[piece]["id"], start_bar))
 
     def __len__(self) -> int:

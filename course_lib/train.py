@@ -26,9 +26,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import ASSETS, diffusion, encoding as encodings, guidance, inputs, models, schedules
+from . import ASSETS, devices, diffusion, encoding as encodings, guidance, inputs, models, schedules
 
 FORMAT, VERSION = "diffusion-soundtracks-checkpoint", 1
+DEFAULT_STYLES = ("bach", "folk")  # the styles of checkpoints that do not name theirs
 
 
 @dataclass
@@ -92,59 +93,172 @@ def validation_loss(model, schedule, x: torch.Tensor, labels: dict, seed: int = 
 
 
 def train(model, schedule, train_data, valid_data=None, config: TrainConfig = TrainConfig(),
-          progress: bool = True, log=print, on_validation=None) -> dict:
+          progress: bool = True, log=print, on_validation=None, *, device="cpu", precision: str = "fp32",
+          resume: dict | None = None, on_state=None) -> dict:
     """Train ``model`` in place on (x, labels) tensors; returns {"ema": model, "history": [...]}.
 
     ``train_data`` / ``valid_data``: a WindowDataset or a pair (x (N, ...), labels dict of (N,)).
     ``on_validation(row, ema)`` is called after each validation (e.g. to save a snapshot).
+
+    device: "cpu" (the default), "cuda", "mps", "auto" (``devices.pick_device``) or a torch.device;
+    the model, its EMA and the data move there. precision: "fp32", or "bf16" / "fp16" on CUDA
+    (``devices.autocast``; fp16 with a loss scaler).
+
+    Several processes (started by torchrun; call ``devices.start_processes`` first): the model is
+    wrapped in DistributedDataParallel. Every process draws the *same* global batch of
+    ``config.batch_size`` windows, label dropout, t and ε from the same seeded generator, exactly as
+    one process would, and computes the loss on its own contiguous share of batch_size / world_size
+    rows; DDP averages the gradients, so the step, the gradient clipping and the EMA (updated on
+    every process from identical weights) are those of one process with the whole batch, up to the
+    order of float additions. Only process 0 validates, logs and calls the callbacks.
+
+    resume: the state ``load_training_state`` reads from a checkpoint: training continues after its
+    step with its weights, EMA, optimizer and random-number states (same config: same result as a
+    run never stopped). on_state(state): called on process 0 after each validation with that
+    resumable state (``save_checkpoint(..., training_state=state)`` stores it).
     """
     torch.set_num_threads(config.threads)
+    device = devices.pick_device(device)
+    devices.check_precision(precision, device)
+    rank, world_size = devices.world()
+    if config.batch_size % world_size:
+        raise ValueError(f"batch size {config.batch_size} does not split over {world_size} processes; "
+                         f"use a multiple of {world_size}")
+    share = slice(rank * config.batch_size // world_size, (rank + 1) * config.batch_size // world_size)
     generator = seed_everything(config.seed)
     x, labels = train_data if isinstance(train_data, tuple) else stack_dataset(train_data)
     augment = getattr(train_data, "transpose_range", 0) > 0  # re-encode each batch, transposed
+    if augment and world_size > 1:  # each process transposes its own share: give each its own draws
+        train_data.rng = np.random.default_rng([config.seed, rank])
     valid = valid_data if valid_data is None or isinstance(valid_data, tuple) else stack_dataset(valid_data)
+    if valid is not None:
+        valid = (valid[0].to(device), valid[1])
+    x, schedule_here = x.to(device), schedule.to(device)
+    model.to(device)
     ema = copy.deepcopy(model).eval()
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scaler = devices.grad_scaler(device, precision)
     weights = torch.ones(len(x))
     if config.balance_styles and "style" in labels:
         style = labels["style"].clamp(min=0)
         counts = torch.bincount(style)
-        share = torch.tensor(config.style_weights or [1.0] * len(counts), dtype=torch.float32)
-        if len(share) < len(counts):
+        share_of = torch.tensor(config.style_weights or [1.0] * len(counts), dtype=torch.float32)
+        if len(share_of) < len(counts):
             raise ValueError(f"style_weights {config.style_weights} needs one weight per style ({len(counts)})")
-        weights = share[style] / counts[style].float()
-    history, running, start = [], [], time.perf_counter()
-    bar = tqdm(range(config.steps), disable=not progress, desc="training", unit="step")
+        weights = share_of[style] / counts[style].float()
+    history, running, first_step = [], [], 0
+    if resume is not None:
+        first_step, history = _restore(resume, config, model, ema, optimizer, scaler, generator, train_data, augment)
+    net = torch.nn.parallel.DistributedDataParallel(model) if world_size > 1 else model
+    start = time.perf_counter() - (history[-1]["seconds"] if history else 0.0)
+    bar = tqdm(range(first_step, config.steps), initial=first_step, total=config.steps,
+               disable=not progress or rank != 0, desc="training", unit="step")
     for step in bar:
         model.train()
-        index = torch.multinomial(weights, config.batch_size, replacement=True, generator=generator)
+        # The global batch, drawn as one process draws it (the order of draws is training_loss's own).
+        index = torch.multinomial(weights, config.batch_size, replacement=True, generator=generator)  # (B,)
         batch_labels = guidance.drop_labels({k: v[index] for k, v in labels.items()}, config.label_dropout,
                                             p_each=config.label_dropout_each, generator=generator)
-        x_batch = torch.stack([train_data[i][0] for i in index.tolist()]) if augment else x[index]
-        loss = diffusion.training_loss(model, schedule, x_batch, batch_labels,
-                                       prediction=model.config.prediction, generator=generator)
+        t = torch.randint(0, schedule.timesteps, (config.batch_size,), generator=generator)  # (B,)
+        noise = diffusion.randn((config.batch_size, *x.shape[1:]), generator)  # (B, ...)
+        mine = index[share]  # this process's rows
+        x_batch = torch.stack([train_data[i][0] for i in mine.tolist()]).to(device) if augment else x[mine.to(device)]
+        with devices.autocast(device, precision):
+            loss = diffusion.training_loss(net, schedule_here, x_batch,
+                                           {k: v[share].to(device) for k, v in batch_labels.items()},
+                                           prediction=model.config.prediction, t=t[share].to(device),
+                                           noise=noise[share].to(device))
         for group in optimizer.param_groups:
             group["lr"] = _lr_at(step, config)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        scaler.scale(loss).backward()  # (DDP: the gradients are averaged over processes here)
+        scaler.unscale_(optimizer)
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        optimizer.step()
+        scaler.step(optimizer)
+        scaler.update()
         update_ema(ema, model, config.ema_decay if step >= config.warmup else 0.0)
         running.append(loss.item())
         last = step + 1 == config.steps
         if (step + 1) % config.valid_every == 0 or last:
-            row = {"step": step + 1, "train_loss": float(np.mean(running)),
-                   "seconds": round(time.perf_counter() - start, 1)}
-            if valid is not None:
-                row["valid_loss"] = validation_loss(ema, schedule, *valid)
-            history.append(row)
+            train_loss = _mean_over_processes(running, device)
             running = []
+            if rank != 0:
+                continue
+            row = {"step": step + 1, "train_loss": train_loss, "seconds": round(time.perf_counter() - start, 1)}
+            if valid is not None:
+                row["valid_loss"] = validation_loss(ema, schedule_here, *valid)
+            history.append(row)
             if on_validation is not None:
                 on_validation(row, ema)
+            if on_state is not None:
+                on_state(training_state(step + 1, model, ema, optimizer, scaler, generator, train_data, history))
             bar.set_postfix(loss=f"{row['train_loss']:.4f}", valid=f"{row.get('valid_loss', float('nan')):.4f}")
             if log and not progress:
                 log(json.dumps(row))
-    return {"ema": ema, "history": history}
+    result = {"ema": ema, "history": history}
+    if world_size > 1:
+        result["difference_between_processes"] = _difference_between_processes(model, ema)
+    return result
+
+
+def _mean_over_processes(losses: list[float], device) -> float:
+    """The mean training loss since the last validation, over every process's share."""
+    if devices.world()[1] == 1:
+        return float(np.mean(losses))
+    total = torch.tensor([float(np.mean(losses))], dtype=torch.float64, device=device)
+    torch.distributed.all_reduce(total)
+    return float(total) / devices.world()[1]
+
+
+def _difference_between_processes(model, ema) -> float:
+    """Largest |weight of this process - weight of process 0| over the model and its EMA (0.0: the
+    copies are identical, as data parallelism promises)."""
+    mine = torch.cat([p.detach().flatten() for p in [*model.parameters(), *ema.parameters()]])
+    first = mine.clone()
+    torch.distributed.broadcast(first, src=0)
+    largest = (mine - first).abs().max()
+    torch.distributed.all_reduce(largest, op=torch.distributed.ReduceOp.MAX)
+    return float(largest)
+
+
+# ---------------------------------------------------------------------- resuming
+
+def _on_cpu(value):
+    """Tensors anywhere inside dicts/lists moved to the CPU: checkpoints never remember a device."""
+    if torch.is_tensor(value):  # a copy: a CPU tensor's .cpu() would share the live weights' memory
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, dict):
+        return {k: _on_cpu(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_on_cpu(v) for v in value)
+    return value
+
+
+def training_state(step: int, model, ema, optimizer, scaler, generator, train_data, history) -> dict:
+    """Everything a stopped run needs to go on exactly where it was, as CPU tensors and plain values."""
+    state = {"step": step, "model": model.state_dict(), "ema": ema.state_dict(), "optimizer": optimizer.state_dict(),
+             "scaler": scaler.state_dict(), "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
+             "history": [dict(row) for row in history]}
+    if hasattr(train_data, "rng"):  # on-the-fly transposition draws from the dataset's own generator
+        state["data_rng"] = json.dumps(train_data.rng.bit_generator.state)
+    return _on_cpu(state)
+
+
+def _restore(state: dict, config, model, ema, optimizer, scaler, generator, train_data, augment) -> tuple[int, list]:
+    step = int(state["step"])
+    if step >= config.steps:
+        raise ValueError(f"the run to resume is at step {step} of {config.steps} already; ask for more steps "
+                         f"(e.g. --steps {2 * config.steps}) to train on")
+    model.load_state_dict(state["model"])
+    ema.load_state_dict(state["ema"])
+    optimizer.load_state_dict(state["optimizer"])
+    if state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
+    generator.set_state(state["generator"])
+    torch.set_rng_state(state["torch_rng"])
+    if augment and "data_rng" in state and devices.world()[1] == 1:
+        train_data.rng.bit_generator.state = json.loads(state["data_rng"])
+    return step, [dict(row) for row in state["history"]]
 
 
 # ---------------------------------------------------------------------- checkpoints
@@ -164,19 +278,48 @@ class Checkpoint:
     def spec(self):
         return self.encoding.spec
 
+    @property
+    def styles(self) -> tuple[str, ...]:
+        """Style names in label-index order; checkpoints older than this entry knew bach and folk."""
+        return tuple(self.meta.get("styles") or DEFAULT_STYLES)
+
 
 def save_checkpoint(path, model, schedule, encoding, *, train_config: TrainConfig | None = None,
-                    data: dict | None = None, card: dict | None = None) -> Path:
-    """Write weights plus everything needed to rebuild and understand the model."""
+                    data: dict | None = None, card: dict | None = None, styles=None,
+                    training_state: dict | None = None) -> Path:
+    """Write weights plus everything needed to rebuild and understand the model.
+
+    Every tensor is written as a CPU tensor, so a model trained on a GPU loads on any machine.
+    styles: the style names, in label-index order (default ``DEFAULT_STYLES``: "bach", "folk").
+    training_state: ``training_state(...)`` of the run, to be able to resume it (``--resume``); its
+    EMA weights are then the ones written (``model`` gives the config), and the file is ~4x larger
+    (raw weights and the optimizer's two moments besides the EMA weights).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = {"model": model.config.to_dict(), "schedule": schedule.to_dict(), "encoding": encoding.to_dict(),
             "train": asdict(train_config) if train_config else None, "data": data or {}, "card": card or {},
-            "torch": torch.__version__}
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+            "styles": list(styles or DEFAULT_STYLES), "torch": torch.__version__}
+    weights = training_state["ema"] if training_state is not None else model.state_dict()  # the run's EMA then
+    state = {k: v.detach().cpu().contiguous() for k, v in weights.items()}
+    blob = {"format": FORMAT, "version": VERSION, "meta": json.dumps(meta), "state_dict": state}
+    if training_state is not None:  # (its EMA weights are the state_dict)
+        blob["training"] = _on_cpu({k: v for k, v in training_state.items() if k != "ema"})
     with inputs.atomic_paths([path]) as (temp,):  # a run killed while saving leaves the old file intact
-        torch.save({"format": FORMAT, "version": VERSION, "meta": json.dumps(meta), "state_dict": state}, temp)
+        torch.save(blob, temp)
     return path
+
+
+def load_training_state(path) -> dict:
+    """The resumable state stored with a checkpoint (``save_checkpoint(training_state=...)``), for
+    ``train(..., resume=state)``; raises ``CheckpointError`` if the file holds none."""
+    load_checkpoint(path)  # the usual checks, with their messages
+    blob = torch.load(Path(path), map_location="cpu", weights_only=True)
+    if "training" not in blob:
+        raise CheckpointError(f"{path} holds the model only, not the state of its training run, so it cannot be "
+                              "resumed; resume from the OUT.resume.pt file that `python -m course_lib train` "
+                              "writes beside OUT at every validation.")
+    return {**blob["training"], "ema": blob["state_dict"]}
 
 
 # Bounds on what a checkpoint's metadata may ask for, checked before anything is allocated: a

@@ -169,3 +169,61 @@ def test_the_one_process_cpu_path_gives_the_numbers_it_gave_before(tiny, augment
     for before, now in zip(*runs):
         for key in before:
             assert torch.equal(before[key], now[key]), f"{key} differs from the loop before the change"
+
+
+# ---------------------------------------------------------------------- devices, resuming, styles
+
+def test_training_refuses_mixed_precision_on_the_cpu(tiny):
+    enc, batch, config = tiny
+    with pytest.raises(ValueError, match="needs a CUDA GPU"):
+        train.train(models.build_model(config), schedules.make_schedule("cosine", 100), batch, None,
+                    train.TrainConfig(steps=1, batch_size=4), progress=False, log=None, precision="bf16")
+
+
+def test_a_resumed_run_ends_where_an_uninterrupted_one_does(tiny, tmp_path):
+    enc, batch, config = tiny
+    schedule = schedules.make_schedule("cosine", 100)
+    settings = train.TrainConfig(steps=8, batch_size=8, warmup=2, ema_decay=0.9, valid_every=4, threads=2)
+    states = {}
+
+    def run(resume=None):
+        train.seed_everything(7)
+        model = models.build_model(config)
+        result = train.train(model, schedule, batch, batch, settings, progress=False, log=None, resume=resume,
+                             on_state=lambda state: states.setdefault(state["step"], state))
+        return model, result
+
+    whole_model, whole = run()
+    path = train.save_checkpoint(tmp_path / "m.resume.pt", whole["ema"], schedule, enc, train_config=settings,
+                                 training_state=states[4])  # as if the run had stopped after step 4
+    state = train.load_training_state(path)
+    assert all(t.device.type == "cpu" for t in state["model"].values()), "resume states are saved device-free"
+    resumed_model, resumed = run(resume=state)
+    assert [row["step"] for row in resumed["history"]] == [4, 8]
+    assert resumed["history"] == whole["history"][:1] + resumed["history"][1:]
+    assert resumed["history"][-1]["valid_loss"] == whole["history"][-1]["valid_loss"]
+    for a, b in [(whole["ema"], resumed["ema"]), (whole_model, resumed_model)]:
+        for (key, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+            assert torch.equal(x, y), f"{key} differs after resuming"
+    with pytest.raises(ValueError, match="at step 8 of 8 already"):
+        run(resume={**states[8], "ema": whole["ema"].state_dict()})
+
+
+def test_a_checkpoint_without_training_state_cannot_be_resumed(saved):
+    with pytest.raises(train.CheckpointError, match="cannot be resumed"):
+        train.load_training_state(saved[0])
+
+
+def test_checkpoints_are_device_free_and_name_their_styles(saved, tmp_path):
+    path, model, _ = saved
+    blob = torch.load(path, weights_only=True)
+    assert all(t.device.type == "cpu" for t in blob["state_dict"].values())
+    assert train.load_checkpoint(path).styles == ("bach", "folk")
+    meta = json.loads(blob["meta"])
+    del meta["styles"]  # a checkpoint written before styles were stored
+    blob["meta"] = json.dumps(meta)
+    torch.save(blob, tmp_path / "old.pt")
+    assert train.load_checkpoint(tmp_path / "old.pt").styles == train.DEFAULT_STYLES
+    own = train.save_checkpoint(tmp_path / "own.pt", model, schedules.make_schedule("linear", 50),
+                                encoding.VoiceEncoding(), styles=("bach", "hymns"))
+    assert train.load_checkpoint(own).styles == ("bach", "hymns")
