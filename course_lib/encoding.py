@@ -9,14 +9,18 @@ choice matters more than the network on a CPU budget (lesson 4 compares the two)
 
 ``VoiceEncoding``      compact, for monophonic voices: per voice and 16th step, 15 channels:
                        12 pitch-class channels (one-hot ±1: which of C, C#, ..., B),
-                       1 height channel (where in the range, -1 lowest .. +1 highest),
+                       1 height channel (where in the voice's range, -1 lowest .. +1 highest),
                        1 onset channel (+1 where a note starts, so repeated notes survive),
                        1 active channel (+1 where the voice sounds, -1 for a rest).
                        x has shape (tracks * 15, steps) = (60, 64) = 3,840 numbers. Decoding cuts
                        each voice into notes at its onsets, takes each note's arg-max pitch class
                        and puts it in the octave the height points at, so the height only needs
-                       to be right within ±6 semitones (an eighth of the range), and a voice can
-                       never sound two notes at once.
+                       to be right within ±6 semitones, and a voice can never sound two notes
+                       at once. The height spans either the whole pitch range for every voice, or
+                       each voice's own range (``ranges``: the bundled model's, from the data): a
+                       soprano's height then only says where it is among soprano notes, so an
+                       error of the same size in x moves it fewer semitones and an octave error
+                       (a soprano placed an octave low, under the alto) needs a much larger one.
 
 Both decode *any* tensor of the right shape (a noisy x_t, a predicted x0) to a boolean roll, so
 every denoising step can be drawn and played.
@@ -76,10 +80,24 @@ class VoiceEncoding:
 
     name = "voice"
 
-    def __init__(self, spec: music.RollSpec = music.CHORALE):
+    def __init__(self, spec: music.RollSpec = music.CHORALE, ranges=None):
+        """``ranges``: per track (lowest, highest) MIDI pitch the height spans, both inclusive;
+        None = the whole pitch range ``spec.low .. spec.high - 1`` for every voice."""
         self.spec = spec
-        self.center = (spec.low + spec.high - 1) / 2
-        self.half_range = (spec.high - 1 - spec.low) / 2
+        if ranges is None:
+            ranges = [(spec.low, spec.high - 1)] * spec.n_tracks
+        ranges = tuple((int(low), int(high)) for low, high in ranges)
+        if len(ranges) != spec.n_tracks or any(not spec.low <= low < high <= spec.high - 1 for low, high in ranges):
+            raise ValueError(f"ranges must give one (lowest, highest) pair per track ({spec.n_tracks}) inside "
+                             f"MIDI {spec.low}..{spec.high - 1}, with lowest < highest; got {ranges}")
+        self.ranges = ranges
+        low, high = torch.tensor(ranges, dtype=torch.float32).T  # (tracks,), (tracks,)
+        self.center = (low + high) / 2  # (tracks,): MIDI pitch at height 0
+        self.half_range = (high - low) / 2  # (tracks,): semitones from height 0 to height ±1
+
+    def heights_to_pitches(self, height: torch.Tensor) -> torch.Tensor:
+        """Height values (B, tracks, S) -> MIDI pitch (B, tracks, S), real-valued."""
+        return self.center.view(-1, 1) + height * self.half_range.view(-1, 1)
 
     def shape(self, bars: int = 4) -> tuple[int, int]:
         return (self.spec.n_tracks * VOICE_CHANNELS, bars * self.spec.steps_per_bar)
@@ -104,7 +122,8 @@ class VoiceEncoding:
         x = -torch.ones(roll.shape[0], tracks, VOICE_CHANNELS, steps)
         pc = torch.nn.functional.one_hot((pitch % 12).clamp(min=0), 12).movedim(-1, 2).float()  # (B, T, 12, S)
         x[:, :, PITCH_CLASSES] = torch.where(active.unsqueeze(2), pc * 2 - 1, -1.0)
-        x[:, :, HEIGHT] = torch.where(active, (pitch - self.center) / self.half_range, torch.zeros(()))
+        height = (pitch - self.center.view(-1, 1)) / self.half_range.view(-1, 1)  # (B, T, S)
+        x[:, :, HEIGHT] = torch.where(active, height, torch.zeros(()))
         onset_at_top = roll[:, :, music.ONSET].gather(2, top.clamp(min=0).unsqueeze(2)).squeeze(2)
         x[:, :, ONSET] = torch.where(active & onset_at_top, 1.0, -1.0)
         x[:, :, ACTIVE] = torch.where(active, 1.0, -1.0)
@@ -138,7 +157,7 @@ class VoiceEncoding:
         height_sum = torch.zeros(*note.shape[:2], steps + 1).scatter_add_(2, note, v[:, :, HEIGHT] * weight)
         count = torch.zeros(*note.shape[:2], steps + 1).scatter_add_(2, note, weight).clamp(min=1)
         pitch_class = pc_sum.argmax(dim=2).gather(2, note)  # (B, T, S)
-        target = self.center + (height_sum / count).gather(2, note).clamp(-1, 1) * self.half_range
+        target = self.heights_to_pitches((height_sum / count).gather(2, note).clamp(-1, 1))
         lowest = spec.low + (pitch_class - spec.low) % 12  # lowest pitch of that class in range
         octaves = torch.round((target - lowest) / 12).clamp(min=0)
         octaves = torch.minimum(octaves, torch.div(spec.high - 1 - lowest, 12, rounding_mode="floor"))
@@ -150,7 +169,9 @@ class VoiceEncoding:
         return roll.reshape(*batch_shape, spec.n_tracks, 2, spec.n_pitches, steps).numpy()
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "spec": self.spec.to_dict()}
+        whole = all(r == (self.spec.low, self.spec.high - 1) for r in self.ranges)
+        return {"name": self.name, "spec": self.spec.to_dict(),
+                **({} if whole else {"ranges": [list(r) for r in self.ranges]})}
 
 
 ENCODINGS = {cls.name: cls for cls in (PianoRollEncoding, VoiceEncoding)}
@@ -160,7 +181,8 @@ def encoding_from_dict(d: dict):
     """Rebuild an encoding stored in a checkpoint."""
     if d.get("name") not in ENCODINGS:
         raise ValueError(f"unknown encoding {d.get('name')!r}; known: {sorted(ENCODINGS)}")
-    return ENCODINGS[d["name"]](music.RollSpec.from_dict(d["spec"]))
+    spec = music.RollSpec.from_dict(d["spec"])
+    return ENCODINGS[d["name"]](spec, d["ranges"]) if d.get("ranges") else ENCODINGS[d["name"]](spec)
 
 
 def _check_roll(roll: torch.Tensor, spec: music.RollSpec) -> None:

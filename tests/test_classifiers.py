@@ -169,5 +169,5 @@ def test_cli_trains_saves_and_writes_the_model_card(tmp_path, capsys):
     loaded = c.load_classifier(out)
     assert loaded.classifier.config.noisy and loaded.schedule.timesteps == 100
     card = out.with_suffix(".md").read_text()
-    assert f"--kind noisy --out {out} --steps 3" in card and "x_t at t = 0" in card
+    assert f"--kind noisy --out {out} --voice-ranges data --steps 3" in card and "x_t at t = 0" in card
     assert "saved" in capsys.readouterr().out
