@@ -196,13 +196,16 @@ def training_loss(model: torch.nn.Module, schedule: NoiseSchedule, x0: torch.Ten
 
 def denoise(model: torch.nn.Module, schedule: NoiseSchedule, x_t: torch.Tensor, t: torch.Tensor,
             labels: Labels | None = None, *, guidance_scale: float = 0.0, clip_x0: bool = False,
-            gradient_fn: Callable | None = None, prediction: str | None = None) -> Prediction:
+            gradient_fn: Callable | None = None, x0_fn: Callable | None = None,
+            prediction: str | None = None) -> Prediction:
     """(ε̂, x̂_0) for x_t: the model's output, optionally guided and clipped.
 
     - guidance_scale w > 0: classifier-free guidance (Ho & Salimans 2022, eq. 6),
       ε̂ = (1 + w) ε(x_t, labels) - w ε(x_t, ∅), both from ONE forward pass on a batch of 2B;
     - gradient_fn(x_t, t) -> ∇_{x_t} log p(y | x_t): classifier guidance,
       ε̂ ← ε̂ - sqrt(1 - ᾱ_t) ∇ (Dhariwal & Nichol 2021, sec. 4.2); see ``guidance.classifier_gradient``;
+    - x0_fn(x̂_0, t) -> x̂_0: a correction of the clean guess (e.g. ``guidance.penalty_correction``:
+      gradient steps on a rule penalty), ε̂ re-derived from it;
     - clip_x0: x̂_0 clipped to [-1, 1] and ε̂ re-derived from it, so the step stays consistent.
     x_t: (B, ...); t: LongTensor (B,).
     """
@@ -226,6 +229,9 @@ def denoise(model: torch.nn.Module, schedule: NoiseSchedule, x_t: torch.Tensor, 
             gradient = gradient_fn(x_t, t)
         eps = guidance.classifier_guided_eps(schedule, eps, t, gradient)
         x0 = predict_x0_from_eps(schedule, x_t, t, eps)
+    if x0_fn is not None:
+        x0 = x0_fn(x0, t)
+        eps = predict_eps_from_x0(schedule, x_t, t, x0)
     if clip_x0:
         x0 = x0.clamp(-1.0, 1.0)
         eps = predict_eps_from_x0(schedule, x_t, t, x0)
@@ -284,7 +290,8 @@ def ddim_timesteps(timesteps: int, steps: int) -> list[int]:
 
 
 def _sample(model, schedule, shape, labels, timesteps, step_fn, *, guidance_scale, clip_x0, callback,
-            generator, known, known_mask, resample_steps, gradient_fn, progress, x_T, desc) -> torch.Tensor:
+            generator, known, known_mask, resample_steps, gradient_fn, progress, x_T, desc,
+            x0_fn=None) -> torch.Tensor:
     """The reverse-process loop both samplers share: x_T -> x_0 over ``timesteps`` (descending).
 
     step_fn(x_t, t, t_prev, prediction) -> StepOutput makes one DDPM or DDIM step."""
@@ -313,7 +320,7 @@ def _sample(model, schedule, shape, labels, timesteps, step_fn, *, guidance_scal
                     if r > 0:  # RePaint (Lugmayr et al. 2022): noise x_{t'} back to level t, step again
                         x = renoise(schedule, x_prev, t_prev, t, generator=generator)
                     prediction = denoise(model, schedule, x, t_batch, labels, guidance_scale=guidance_scale,
-                                         clip_x0=clip_x0, gradient_fn=gradient_fn)
+                                         clip_x0=clip_x0, gradient_fn=gradient_fn, x0_fn=x0_fn)
                     x_prev = step_fn(x, t_batch, t_prev, prediction).prev_sample
                     if known is not None:
                         x_prev = guidance.replace_known(schedule, x_prev, known, known_mask, t_prev,
@@ -347,15 +354,15 @@ def ddpm_sample(model: torch.nn.Module, schedule: NoiseSchedule, shape, labels: 
                 generator: torch.Generator | None = None, known: torch.Tensor | None = None,
                 known_mask: torch.Tensor | None = None, resample_steps: int = 1,
                 gradient_fn: Callable | None = None, progress: bool = False,
-                x_T: torch.Tensor | None = None) -> torch.Tensor:
+                x_T: torch.Tensor | None = None, x0_fn: Callable | None = None) -> torch.Tensor:
     """Ancestral sampling over all T steps (DDPM Algorithm 2): x_T ~ N(0, I), then ``ddpm_step``.
 
     shape: (B, ...) of the samples; labels: dict of (B,) tensors (missing key = null);
     guidance_scale: classifier-free guidance w; clip_x0: clip x̂_0 to [-1, 1] at every step;
     callback(step, t, x_t, x0_pred) once per step (step = 0..T-1, t = T-1..0; x_t is the step's input);
     known, known_mask (1 = known), broadcastable to shape: inpainting (RePaint); resample_steps > 1:
-    RePaint's resampling; gradient_fn(x_t, t): classifier guidance; x_T: a fixed start instead of
-    drawn noise. Returns x_0, shape ``shape``. The model runs in eval mode, without gradients.
+    RePaint's resampling; gradient_fn(x_t, t): classifier guidance; x0_fn(x̂_0, t): a correction of
+    x̂_0 at every step (``guidance.penalty_correction``); x_T: a fixed start instead of drawn noise. Returns x_0, shape ``shape``. The model runs in eval mode, without gradients.
     """
     def step_fn(x, t, t_prev, prediction):
         return ddpm_step(schedule, x, t, prediction.x0, generator=generator)
@@ -363,7 +370,7 @@ def ddpm_sample(model: torch.nn.Module, schedule: NoiseSchedule, shape, labels: 
     return _sample(model, schedule, shape, labels, list(range(schedule.timesteps - 1, -1, -1)), step_fn,
                    guidance_scale=guidance_scale, clip_x0=clip_x0, callback=callback, generator=generator,
                    known=known, known_mask=known_mask, resample_steps=resample_steps, gradient_fn=gradient_fn,
-                   progress=progress, x_T=x_T, desc="DDPM sampling")
+                   progress=progress, x_T=x_T, desc="DDPM sampling", x0_fn=x0_fn)
 
 
 def ddim_sample(model: torch.nn.Module, schedule: NoiseSchedule, shape, labels: Labels | None = None, *,
@@ -371,7 +378,7 @@ def ddim_sample(model: torch.nn.Module, schedule: NoiseSchedule, shape, labels: 
                 callback: Callable | None = None, generator: torch.Generator | None = None,
                 known: torch.Tensor | None = None, known_mask: torch.Tensor | None = None,
                 resample_steps: int = 1, gradient_fn: Callable | None = None, progress: bool = False,
-                x_T: torch.Tensor | None = None) -> torch.Tensor:
+                x_T: torch.Tensor | None = None, x0_fn: Callable | None = None) -> torch.Tensor:
     """DDIM sampling (Song et al. 2021, eq. 12) over ``steps`` evenly spaced timesteps (``ddim_timesteps``).
 
     η = 0: deterministic given x_T; η = 1 with steps = T: the same process as ``ddpm_sample``
@@ -385,4 +392,4 @@ def ddim_sample(model: torch.nn.Module, schedule: NoiseSchedule, shape, labels: 
     return _sample(model, schedule, shape, labels, ddim_timesteps(schedule.timesteps, steps), step_fn,
                    guidance_scale=guidance_scale, clip_x0=clip_x0, callback=callback, generator=generator,
                    known=known, known_mask=known_mask, resample_steps=resample_steps, gradient_fn=gradient_fn,
-                   progress=progress, x_T=x_T, desc=f"DDIM-{steps} sampling")
+                   progress=progress, x_T=x_T, desc=f"DDIM-{steps} sampling", x0_fn=x0_fn)

@@ -19,7 +19,8 @@ Three ways to ask a diffusion model for *this* kind of music:
   Models", eq. 7; Chung et al. 2023, DPS): a pull toward the known notes instead of overwriting
   them. With a penalty on the voice encoding's channels it is *rule guidance* (``key_penalty``:
   stay in a scale; ``range_penalty``: stay in the voices' ranges; ``density_penalty``: hit a
-  note density); ``combine_penalties`` adds several.
+  note density; ``cadence_penalty``: close a phrase on a dominant-tonic cadence);
+  ``combine_penalties`` adds several.
 
 The samplers in ``course_lib.diffusion`` call these when given ``guidance_scale``, ``gradient_fn``
 or ``known``/``known_mask``. Masks are per-sample tensors, (C, L) or (C, H, W), broadcast over the batch.
@@ -284,7 +285,7 @@ def range_penalty(encoding, ranges: dict | None = None) -> Callable:
 
     def penalty(x0: torch.Tensor) -> torch.Tensor:
         voices = _voices(encoding, x0)
-        pitch = encoding.center + voices[:, :, HEIGHT] * encoding.half_range  # (B, tracks, L), MIDI
+        pitch = encoding.heights_to_pitches(voices[:, :, HEIGHT])  # (B, tracks, L), MIDI
         low, high = bounds[:, 0].to(pitch)[None, :, None], bounds[:, 1].to(pitch)[None, :, None]
         outside = (torch.relu(low - pitch) + torch.relu(pitch - high)) / 12  # octaves outside
         return (_sounding(voices) * outside.square()).flatten(1).sum(1)
@@ -306,3 +307,117 @@ def density_penalty(encoding, target: float, temperature: float = 0.25) -> Calla
         return cells * (onsets / cells - target).square()
 
     return penalty
+
+
+# Scale degrees as pitch classes above the tonic. The dominant keeps its major third (the leading
+# tone) in minor too, as in harmonic minor; its seventh is allowed (V7).
+DOMINANT_CHORD = (7, 11, 2, 5)  # 5̂ 7̂ 2̂ 4̂: G B D F in C
+TONIC_CHORD = {"major": (0, 4, 7), "minor": (0, 3, 7)}  # 1̂ 3̂ 5̂: C E G / C Eb G
+
+
+def cadence_penalty(encoding, start_step: int, end_step: int, *, tonic: int = 0, mode: str = "major",
+                    bass_weight: float = 1.0, temperature: float = 0.25) -> Callable:
+    """An authentic cadence (V -> I) on the closing bar, steps start_step .. end_step - 1 of x̂_0:
+    R = Σ_{voice, step} w · P(pitch class outside the chord) + bass_weight · Σ_step w · P(bass ≠ its root),
+    with the chord ``DOMINANT_CHORD`` on the first half of the bar and the tonic triad (``TONIC_CHORD``
+    of ``mode``) on the second half, both above ``tonic`` (0 = C, the course's key). P is the
+    softmax of the pitch-class channels at temperature τ, w how much the voice sounds (``key_penalty``)."""
+    if mode not in TONIC_CHORD:
+        raise ValueError(f"mode must be 'major' or 'minor', not {mode!r}")
+    if not 0 <= start_step < end_step or end_step - start_step < 2:
+        raise ValueError(f"the cadence needs a closing span of at least 2 steps, 0 <= start_step < end_step; "
+                         f"got start_step={start_step}, end_step={end_step}")
+    if temperature <= 0 or bass_weight < 0:
+        raise ValueError(f"need temperature > 0 and bass_weight >= 0, got {temperature}, {bass_weight}")
+    middle = (start_step + end_step) // 2
+    outside = torch.ones(2, 12)  # (dominant half, tonic half) x pitch classes: 1 = not in the chord
+    outside[0, [(tonic + pc) % 12 for pc in DOMINANT_CHORD]] = 0.0
+    outside[1, [(tonic + pc) % 12 for pc in TONIC_CHORD[mode]]] = 0.0
+    roots = [(tonic + 7) % 12, tonic % 12]  # the bass sounds each chord's root
+
+    def penalty(x0: torch.Tensor) -> torch.Tensor:
+        voices = _voices(encoding, x0)[..., start_step:end_step]  # (B, tracks, 15, span)
+        if voices.shape[-1] != end_step - start_step:
+            raise ValueError(f"the cadence spans steps {start_step}..{end_step - 1}, but x0 has only "
+                             f"{x0.shape[-1]} steps")
+        p = torch.softmax(voices[:, :, PITCH_CLASSES] / temperature, dim=2)  # (B, tracks, 12, span)
+        half = (torch.arange(end_step - start_step) >= middle - start_step).long()  # (span,): 0 = V, 1 = I
+        wrong = torch.einsum("bkcl,lc->bkl", p, outside.to(p)[half])  # (B, tracks, span)
+        sound = _sounding(voices)  # (B, tracks, span)
+        root = torch.tensor(roots)[half]  # (span,) the bass's root on each step
+        bass_wrong = 1 - p[:, -1].gather(1, root.to(p.device)[None, None].expand(p.shape[0], 1, -1))[:, 0]  # (B, span)
+        return (sound * wrong).flatten(1).sum(1) + bass_weight * (sound[:, -1] * bass_wrong).sum(1)
+
+    return penalty
+
+
+# --------------------------------------------------------------------------- voice-leading rules
+# The rules of four-part writing (realism.voice_leading measures them) as penalties on x̂_0. Pitch
+# height comes from each voice's height channel (encoding.heights_to_pitches), pitch classes from a
+# softmax over its 12 pitch-class channels; every term is weighted by how much both voices sound.
+
+def voice_leading_penalty(encoding, *, crossing: float = 1.0, spacing: float = 1.0, leaps: float = 1.0,
+                          parallels: float = 1.0, temperature: float = 0.25) -> Callable:
+    """R = crossing · Σ relu(lower - upper) + spacing · Σ relu(gap - 12) + leaps · Σ relu(|step| - 7)
+    (all in octaves: semitones / 12) + parallels · Σ P(same perfect interval before and after) · P(both move).
+
+    - crossing: every pair (upper voice i, lower voice j > i) at every step;
+    - spacing: soprano-alto and alto-tenor more than an octave apart;
+    - leaps: a voice's height moving more than a fifth from one step to the next;
+    - parallels: for each pair and step s -> s+1, Σ_{k ∈ {0, 7}} P_k(s) P_k(s+1) · m_i · m_j, where
+      P_k(s) = Σ_c p_i(c, s) p_j(c - k, s) is the chance that the interval class is k (unison/octave,
+      fifth) and m = 1 - Σ_c p(c, s) p(c, s+1) the chance that a voice changes pitch class.
+    Needs four voices ordered from the highest (soprano) down."""
+    if encoding.spec.n_tracks != 4:
+        raise ValueError(f"voice-leading rules need four voices (soprano, alto, tenor, bass); this model has "
+                         f"{encoding.spec.n_tracks}: {encoding.spec.tracks}")
+    if min(crossing, spacing, leaps, parallels) < 0 or temperature <= 0:
+        raise ValueError("voice-leading weights must be >= 0 and the temperature > 0")
+
+    upper, lower = torch.triu_indices(4, 4, offset=1)  # the 6 pairs (upper voice, lower voice)
+
+    def penalty(x0: torch.Tensor) -> torch.Tensor:
+        voices = _voices(encoding, x0)
+        sound = _sounding(voices)  # (B, 4, L)
+        pitch = encoding.heights_to_pitches(voices[:, :, HEIGHT])  # (B, 4, L) MIDI, real-valued
+        both = sound[:, upper] * sound[:, lower]  # (B, 6, L)
+        total = crossing * (both * torch.relu(pitch[:, lower] - pitch[:, upper]) / 12).flatten(1).sum(1)
+        gap = torch.relu(pitch[:, :2] - pitch[:, 1:3] - 12) / 12  # (B, 2, L): S-A, A-T
+        total = total + spacing * (sound[:, :2] * sound[:, 1:3] * gap).flatten(1).sum(1)
+        step = torch.relu((pitch[:, :, 1:] - pitch[:, :, :-1]).abs() - 7) / 12  # (B, 4, L-1)
+        total = total + leaps * (sound[:, :, 1:] * sound[:, :, :-1] * step).flatten(1).sum(1)
+        if parallels:
+            p = torch.softmax(voices[:, :, PITCH_CLASSES] / temperature, dim=2)  # (B, 4, 12, L)
+            move = 1 - (p[..., 1:] * p[..., :-1]).sum(2)  # (B, 4, L-1): chance the pitch class changes
+            perfect = 0
+            for k in (0, 7):  # P_k(s) = Σ_c p_upper(c) p_lower(c - k): interval class k
+                same = (p[:, upper] * torch.roll(p[:, lower], k, dims=2)).sum(2)  # (B, 6, L)
+                perfect = perfect + same[..., 1:] * same[..., :-1]
+            moving = both[..., 1:] * both[..., :-1] * move[:, upper] * move[:, lower]  # (B, 6, L-1)
+            total = total + parallels * (moving * perfect).flatten(1).sum(1)
+        return total
+
+    return penalty
+
+
+def penalty_correction(penalty: Callable, scale: float = 0.1, iterations: int = 1) -> Callable:
+    """An ``x0_fn(x0, t) -> x0`` for the samplers: gradient steps on R right on the clean guess,
+    x̂_0 ← x̂_0 - scale · ∇_{x̂_0} R(x̂_0), ``iterations`` times.
+
+    Unlike ``penalty_gradient`` it does not differentiate through the network, so it costs almost
+    nothing (no extra forward or backward pass); the sampler then re-derives ε̂ from the corrected
+    x̂_0, exactly as clipping x̂_0 does, so the step stays consistent. The price: the network only
+    hears about the rule through the corrected x̂_0 it is handed back at the next step."""
+    if not (scale >= 0 and iterations >= 1):
+        raise ValueError(f"penalty_correction needs scale >= 0 and iterations >= 1, got {scale}, {iterations}")
+
+    def x0_fn(x0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        with torch.enable_grad():
+            x = x0.detach()
+            for _ in range(iterations):
+                x = x.requires_grad_(True)
+                (gradient,) = torch.autograd.grad(penalty(x).sum(), x)
+                x = (x - scale * gradient).detach()
+        return x
+
+    return x0_fn

@@ -8,6 +8,8 @@ This is the glue the CLI, the widgets and the later lessons share:
 """
 from __future__ import annotations
 
+import copy
+import dataclasses
 import functools
 import math
 from pathlib import Path
@@ -15,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import ASSETS, data, diffusion, inputs, music
+from . import ASSETS, data, devices, diffusion, guidance, inputs, music
 from .train import Checkpoint, load_checkpoint
 
 CHECKPOINT_DIR = ASSETS / "checkpoints"
@@ -26,22 +28,35 @@ DEFAULT_TEMPO = 90.0
 
 
 @functools.lru_cache(maxsize=4)
-def _load_cached(path: str, mtime: float) -> Checkpoint:
-    return load_checkpoint(path)
+def _load_cached(path: str, mtime: float, device: str) -> Checkpoint:
+    return on_device(load_checkpoint(path), device)
 
 
-def load(path=None) -> Checkpoint:
-    """Load a checkpoint (default: the bundled one) once per process; later calls are free."""
+def load(path=None, device="cpu") -> Checkpoint:
+    """Load a checkpoint (default: the bundled one) once per process; later calls are free.
+
+    device: where its model runs ("cpu", "cuda", "mps" or "auto": ``devices.pick_device``)."""
     path = Path(path or DEFAULT_CHECKPOINT)
     if not path.exists():
         return load_checkpoint(path)  # raises the helpful CheckpointError
-    return _load_cached(str(path.resolve()), path.stat().st_mtime)
+    return _load_cached(str(path.resolve()), path.stat().st_mtime, str(devices.pick_device(device)))
 
 
-def make_labels(n: int, *, style=None, mode=None, density=None) -> dict:
+def on_device(checkpoint: Checkpoint, device) -> Checkpoint:
+    """The checkpoint with its model on ``device`` (itself if it is there already, else a moved copy:
+    a cached checkpoint others hold is never moved under them)."""
+    device = devices.pick_device(device)
+    if next(checkpoint.model.parameters()).device == device:
+        return checkpoint
+    return dataclasses.replace(checkpoint, model=copy.deepcopy(checkpoint.model).to(device))
+
+
+def make_labels(n: int, *, style=None, mode=None, density=None, styles=None) -> dict:
     """Label tensors (n,) from words: style "bach"/"folk" (or an index), mode "major"/"minor",
     density a float (onsets per 16th step per voice, ~0.15 calm .. ~0.45 busy). None = null
-    (the model chooses). Each argument may also be a list of n values."""
+    (the model chooses). Each argument may also be a list of n values. styles: the model's style
+    names (``checkpoint.styles``; default ``data.STYLES``)."""
+    styles = tuple(styles or data.STYLES)
     def column(values, encode, dtype, null):
         values = values if isinstance(values, (list, tuple, np.ndarray, torch.Tensor)) else [values] * n
         if len(values) != n:
@@ -50,9 +65,9 @@ def make_labels(n: int, *, style=None, mode=None, density=None) -> dict:
 
     def style_index(v):
         if isinstance(v, str):
-            if v not in data.STYLES:
-                raise ValueError(f"unknown style {v!r}; choose one of {data.STYLES}")
-            return data.STYLES.index(v)
+            if v not in styles:
+                raise ValueError(f"unknown style {v!r}; choose one of {styles}")
+            return styles.index(v)
         return int(v)
 
     def mode_index(v):
@@ -73,30 +88,87 @@ def make_labels(n: int, *, style=None, mode=None, density=None) -> dict:
             "density": column(density, density_value, torch.float32, float("nan"))}
 
 
+# Sampling settings when neither the caller nor the checkpoint's card names them (the card's
+# "sampling" entry holds what the model was evaluated with: ``sampling_defaults``).
+FALLBACK_SAMPLING = {"sampler": "ddim", "steps": 50, "guidance_scale": 0.0, "voice_leading": 0.0,
+                     "decoder": "plain", "decoder_rules": {}}
+
+
+def sampling_defaults(checkpoint: Checkpoint) -> dict:
+    """The checkpoint's recommended sampling settings (its card's "sampling"), over ``FALLBACK_SAMPLING``:
+    {"sampler", "steps", "guidance_scale", "voice_leading" (rule-correction scale), "voice_leading_weights",
+    "decoder" ("plain" or "voice_leading": ``decode``), "decoder_rules" (``decoding.DecodingRules`` fields)}."""
+    card = (checkpoint.meta or {}).get("card") or {}
+    return {**FALLBACK_SAMPLING, **(card.get("sampling") or {})}
+
+
+def voice_leading_correction(checkpoint: Checkpoint, scale: float, weights: dict | None = None):
+    """The x̂_0 correction toward the rules of four-part writing (``guidance.voice_leading_penalty``
+    + ``guidance.penalty_correction``), or None for scale 0 or a model without four voices."""
+    if not scale or checkpoint.spec.n_tracks != 4 or checkpoint.encoding.name != "voice":
+        return None
+    weights = weights if weights is not None else sampling_defaults(checkpoint).get("voice_leading_weights", {})
+    return guidance.penalty_correction(guidance.voice_leading_penalty(checkpoint.encoding, **weights), scale)
+
+
+def decode(checkpoint: Checkpoint, x, *, known_mask=None, decoder: str | None = None) -> np.ndarray:
+    """Model tensors x (B, C, L) -> rolls, with the checkpoint's recommended decoder (``sampling_defaults``):
+    "plain" is ``encoding.decode``; "voice_leading" is ``decoding.decode_voice_leading`` with the card's
+    rules (same rhythm, pitches chosen under the rules of four-part writing). Notes that start where
+    ``known_mask`` (model space, 1 = given music) is set keep the plain decoder's pitch: given music
+    is never rewritten."""
+    defaults = sampling_defaults(checkpoint)
+    decoder = defaults["decoder"] if decoder is None else decoder
+    if decoder == "plain" or checkpoint.encoding.name != "voice" or checkpoint.spec.n_tracks != 4:
+        return checkpoint.encoding.decode(x)
+    if decoder != "voice_leading":
+        raise ValueError(f"decoder must be 'plain' or 'voice_leading', not {decoder!r}")
+    from . import decoding
+    rules = decoding.DecodingRules(**defaults.get("decoder_rules", {}))
+    return decoding.decode_voice_leading(checkpoint.encoding, x, rules, known_mask=known_mask)
+
+
 def generate(checkpoint: Checkpoint, n: int = 1, *, style="bach", mode=None, density=None,
-             sampler: str = "ddim", steps: int = 50, eta: float = 0.0, guidance_scale: float = 0.0,
+             sampler: str | None = None, steps: int | None = None, eta: float = 0.0,
+             guidance_scale: float | None = None, voice_leading: float | None = None,
              seed: int | None = 0, bars: int = 4, callback=None, known=None, known_mask=None,
-             resample_steps: int = 1, gradient_fn=None, progress: bool = False) -> np.ndarray:
+             resample_steps: int = 1, gradient_fn=None, x0_fn=None, decoder: str | None = None,
+             progress: bool = False, device=None) -> np.ndarray:
     """``n`` samples decoded to boolean rolls (n, tracks, 2, pitches, steps).
 
-    sampler "ddim" uses ``steps`` steps and ``eta``; "ddpm" runs all T steps. ``known`` /
-    ``known_mask`` (model space, see ``course_lib.guidance``) fix part of the music (inpainting).
+    sampler "ddim" uses ``steps`` steps and ``eta``; "ddpm" runs all T steps. ``guidance_scale``:
+    classifier-free guidance w. ``voice_leading``: the scale of the x̂_0 correction toward the
+    rules of four-part writing (``voice_leading_correction``; 0 = off). Settings left at None take
+    the checkpoint's recommended ones (``sampling_defaults``). ``known`` / ``known_mask`` (model
+    space, see ``course_lib.guidance``) fix part of the music (inpainting). ``x0_fn``: a correction
+    of x̂_0 of your own (replaces the voice-leading one). ``decoder``: see ``decode``.
+    ``device``: where to sample (``on_device``; default: where the checkpoint's model is). The
+    noise is drawn on the CPU, so a seed gives the same start whatever the device.
     """
+    if device is not None:
+        checkpoint = on_device(checkpoint, device)
+    defaults = sampling_defaults(checkpoint)
+    sampler = defaults["sampler"] if sampler is None else sampler
+    steps = defaults["steps"] if steps is None else steps
+    guidance_scale = defaults["guidance_scale"] if guidance_scale is None else guidance_scale
+    voice_leading = defaults["voice_leading"] if voice_leading is None else voice_leading
     if sampler not in ("ddim", "ddpm"):
         raise ValueError(f"sampler must be 'ddim' or 'ddpm', not {sampler!r}")
     inputs.check_number(n, "n (samples)", low=1, high=MAX_SAMPLES, integer=True)
     inputs.check_number(bars, "bars", low=1, high=MAX_BARS, integer=True)
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
-    labels = make_labels(n, style=style, mode=mode, density=density)
+    labels = make_labels(n, style=style, mode=mode, density=density, styles=getattr(checkpoint, "styles", None))
     shape = (n, *checkpoint.encoding.shape(bars))
+    if x0_fn is None:
+        x0_fn = voice_leading_correction(checkpoint, voice_leading)
     common = dict(guidance_scale=guidance_scale, callback=callback, generator=generator, known=known,
                   known_mask=known_mask, resample_steps=resample_steps, gradient_fn=gradient_fn,
-                  progress=progress)
+                  x0_fn=x0_fn, progress=progress)
     if sampler == "ddim":
         x = diffusion.ddim_sample(checkpoint.model, checkpoint.schedule, shape, labels, steps=steps, eta=eta, **common)
     else:
         x = diffusion.ddpm_sample(checkpoint.model, checkpoint.schedule, shape, labels, **common)
-    return checkpoint.encoding.decode(x)
+    return decode(checkpoint, x.cpu(), known_mask=known_mask, decoder=decoder)
 
 
 def noise_rolls(checkpoint: Checkpoint, n: int, seed: int = 0, bars: int = 4) -> np.ndarray:

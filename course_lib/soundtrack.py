@@ -432,7 +432,7 @@ class SoundtrackEngine:
         wall, cpu = self.clock(), time.process_time()
         x = self.sampler((1, *self.encoding.shape(self.window_bars)), labels, known, known_mask, generator)
         wall, cpu = self.clock() - wall, time.process_time() - cpu
-        new = np.asarray(self.encoding.decode(x[0]))[..., context * spb:]  # decoded with its context
+        new = np.asarray(pipeline.decode(self.checkpoint, x[:1], known_mask=known_mask))[0][..., context * spb:]  # decoded with its context
         new_bars = new.shape[-1] // spb
         window = Window(len(self.windows), state, self.bars, new_bars, transition, wall, cpu)
         self._roll = np.concatenate([self._roll, new], axis=-1)

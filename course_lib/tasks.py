@@ -98,7 +98,8 @@ def sample(checkpoint: Checkpoint, n: int = 1, *, known: torch.Tensor | None = N
            reconstruction_scale: float = 0.0, rule: Callable | None = None, rule_scale: float = 1.0,
            gradient_fn: Callable | None = None, style="bach", mode=None, density=None,
            guidance_scale: float = 0.0, steps: int = 50, resample_steps: int = 1, seed: int | None = 0,
-           bars: int = WINDOW_BARS, callback=None, progress: bool = False) -> torch.Tensor:
+           bars: int = WINDOW_BARS, callback=None, progress: bool = False,
+           x0_fn: Callable | None = None) -> torch.Tensor:
     """n samples in model space (n, C, L): DDIM from noise or from the given music noised to t_0.
 
     known: the given music in model space, one sample's shape (or n of them); known_mask: 1 where
@@ -107,7 +108,8 @@ def sample(checkpoint: Checkpoint, n: int = 1, *, known: torch.Tensor | None = N
     replace: overwrite the given region at every step (RePaint); reconstruction_scale > 0: add
     reconstruction guidance toward it; rule: a penalty on x̂_0 from ``guidance`` (e.g.
     ``guidance.key_penalty(encoding)``), applied with weight ``rule_scale``; gradient_fn(x_t, t): any
-    other guidance gradient, e.g. ``guidance.classifier_gradient`` toward a style (added to the rest).
+    other guidance gradient, e.g. ``guidance.classifier_gradient`` toward a style (added to the rest);
+    x0_fn(x̂_0, t): a correction of x̂_0 at every step (e.g. ``pipeline.voice_leading_correction``).
     style, mode, density, guidance_scale: labels and classifier-free guidance, as in ``pipeline.generate``.
     """
     model, schedule, encoding = checkpoint.model, checkpoint.schedule, checkpoint.encoding
@@ -156,7 +158,7 @@ def sample(checkpoint: Checkpoint, n: int = 1, *, known: torch.Tensor | None = N
                              known=known if replacing else None, known_mask=known_mask if replacing else None,
                              resample_steps=resample_steps, gradient_fn=total_gradient if gradients else None,
                              progress=progress,
-                             x_T=x_start, desc=f"DDIM-{len(timesteps)} from t={t0}")
+                             x_T=x_start, x0_fn=x0_fn, desc=f"DDIM-{len(timesteps)} from t={t0}")
 
 
 def _check_roll(roll, spec: music.RollSpec, name: str = "roll") -> np.ndarray:
@@ -172,7 +174,9 @@ def _bars_of(roll, spec) -> int:
 
 
 def _result(checkpoint, x, generated_mask) -> TaskResult:
-    return TaskResult(checkpoint.encoding.decode(x), _generated_steps(generated_mask, checkpoint.encoding), x)
+    known_mask = None if generated_mask is None else 1 - generated_mask.float()
+    return TaskResult(pipeline.decode(checkpoint, x, known_mask=known_mask),
+                      _generated_steps(generated_mask, checkpoint.encoding), x)
 
 
 # --------------------------------------------------------------------------- the tasks
