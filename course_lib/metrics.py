@@ -39,6 +39,8 @@ Metrics (``METRICS`` lists them in table order):
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from . import music
@@ -333,6 +335,177 @@ def modes_of_rolls(rolls, spec: music.RollSpec = music.CHORALE) -> np.ndarray:
     """Analysed mode of each roll in a batch: (N,) ints, 0 major, 1 minor, -1 silent."""
     sounding, _, _ = _notes(rolls, spec)
     return np.array([_key_from_durations(d)[1] for d in _pitch_class_durations(sounding, spec)], dtype=int)
+
+
+# --------------------------------------------------------------------------- long-form pieces
+# A piece of many bars planned as a *form*: equal sections named by letters, "A A' B A" (primes mark
+# a variation and count as their letter here). Bars are counted from 0 in code. See course_lib.longform.
+
+FORM_MARGIN = 0.1  # same-letter sections must be this much more alike (cosine) than different ones
+KEY_SHARE = 0.9  # a bar is "in the key" when this share of its sounding time is on the key's scale
+_MINOR_ANY = (0, 2, 3, 5, 7, 8, 9, 10, 11)  # natural, harmonic and melodic minor together (6 and 7 both ways)
+
+
+def bar_profiles(roll, spec: music.RollSpec = music.CHORALE) -> np.ndarray:
+    """One roll -> (bars, 12 · steps_per_bar): per bar, how many voices sound each pitch class at each step."""
+    sounding, _, single = _notes(roll, spec)
+    if not single:
+        raise ValueError("bar_profiles takes one roll (tracks, 2, pitches, steps)")
+    spb = spec.steps_per_bar
+    classes = np.einsum("tps,pc->cs", sounding[0].astype(float), _pitch_class_matrix(spec))  # (12, S)
+    bars = classes.shape[-1] // spb
+    return classes[:, :bars * spb].reshape(12, bars, spb).transpose(1, 0, 2).reshape(bars, -1)
+
+
+def self_similarity(roll, spec: music.RollSpec = music.CHORALE) -> np.ndarray:
+    """Bar-to-bar self-similarity of one roll, (bars, bars): the cosine of two bars' ``bar_profiles``
+    (1 = the same pitch classes at the same steps, e.g. a repeat; 0 = nothing in common). NaN where a
+    bar is silent."""
+    profiles = bar_profiles(roll, spec)
+    norms = np.linalg.norm(profiles, axis=1)
+    unit = profiles / np.where(norms > 0, norms, 1)[:, None]
+    matrix = unit @ unit.T
+    matrix[(norms == 0)[:, None] | (norms == 0)[None, :]] = np.nan
+    return matrix
+
+
+def form_letters(form) -> list[str]:
+    """"A A' B A" (or "AA'BA", or a list of names) -> ["A", "A", "B", "A"]: primes dropped."""
+    import re
+
+    text = " ".join(form) if isinstance(form, (list, tuple)) else str(form)
+    letters = [token[0].upper() for token in re.findall(r"[A-Za-z]['′’]*", text)]
+    if not letters:
+        raise ValueError(f"the form {form!r} names no sections (letters A-Z)")
+    return letters
+
+
+def section_similarity(matrix: np.ndarray, sections: int) -> np.ndarray:
+    """(bars, bars) self-similarity -> (sections, sections): the mean similarity of bar k of section i
+    with bar k of section j (aligned bars: a repeat scores 1)."""
+    bars = len(matrix)
+    if sections < 1 or bars % sections:
+        raise ValueError(f"{bars} bars do not split into {sections} equal sections")
+    size = bars // sections
+    blocks = matrix.reshape(sections, size, sections, size)
+    return np.nanmean(np.diagonal(blocks, axis1=1, axis2=3), axis=-1)  # (S, S)
+
+
+def form_contrast(rolls, form, spec: music.RollSpec = music.CHORALE) -> dict[str, np.ndarray]:
+    """How well pieces follow ``form``: for each roll, the mean ``section_similarity`` of pairs of
+    sections with the same letter ("same"), of pairs with different letters ("different"), and
+    their difference ("contrast"; > 0 when the planned returns are heard). Arrays (N,); "same" is NaN
+    for a form without a returning letter, "different" for a form of one letter."""
+    x, _ = _as_batch(rolls, spec)
+    letters = form_letters(form)
+    same_pairs = np.array([[a == b for b in letters] for a in letters])
+    off_diagonal = ~np.eye(len(letters), dtype=bool)
+    out = {"same": [], "different": []}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices of silent bars
+        for roll in x:
+            sections = section_similarity(self_similarity(roll, spec), len(letters))
+            out["same"].append(np.nanmean(sections[same_pairs & off_diagonal]) if (same_pairs & off_diagonal).any()
+                               else np.nan)
+            out["different"].append(np.nanmean(sections[~same_pairs]) if (~same_pairs).any() else np.nan)
+    out = {key: np.array(values) for key, values in out.items()}
+    out["contrast"] = out["same"] - out["different"]
+    return out
+
+
+def form_match(rolls, form, spec: music.RollSpec = music.CHORALE, margin: float = FORM_MARGIN):
+    """1.0 where a roll's same-letter sections are more alike than its different-letter ones by at
+    least ``margin`` (``form_contrast``), else 0.0; averaged over a set this is the share that match."""
+    x, single = _as_batch(rolls, spec)
+    contrast = form_contrast(x, form, spec)["contrast"]
+    return _result(np.where(np.isnan(contrast), np.nan, (contrast >= margin).astype(float)), single)
+
+
+def barline_leaps(rolls, spec: music.RollSpec = music.CHORALE) -> np.ndarray:
+    """|semitones| from each voice's last note starting before an internal bar line to its first note
+    starting on or after it, (N, bar lines, tracks) floats, NaN where a side has no note."""
+    x, _ = _as_batch(rolls, spec)
+    spb = spec.steps_per_bar
+    lines = np.arange(spb, x.shape[-1], spb)  # the internal bar lines, in steps
+    out = np.full((len(x), len(lines), spec.n_tracks), np.nan)
+    for i, roll in enumerate(x):
+        notes = music.roll_to_notes(roll, spec)
+        for k in range(spec.n_tracks):
+            voice = notes[notes[:, 0] == k]
+            voice = voice[np.argsort(voice[:, 2], kind="stable")]
+            if len(voice) == 0:
+                continue
+            after = np.searchsorted(voice[:, 2], lines, side="left")  # first note starting at/after the line
+            ok = (after > 0) & (after < len(voice))
+            out[i, ok, k] = np.abs(voice[after[ok], 1].astype(int) - voice[after[ok] - 1, 1].astype(int))
+    return out
+
+
+def _key_pitch_classes(roll, spec, tonic, mode) -> tuple[int, int]:
+    """(tonic pitch class, mode 0 major / 1 minor): as given, or analysed on the whole roll."""
+    if tonic is not None and mode is not None:
+        return int(tonic) % 12, (mode if isinstance(mode, int) else ("major", "minor").index(mode))
+    name, analysed = key_of_roll(roll, spec)
+    if name is None:
+        return -1, -1
+    from music21 import pitch
+
+    return pitch.Pitch(name).pitchClass, analysed
+
+
+def key_stability(rolls, spec: music.RollSpec = music.CHORALE, *, tonic=None, mode=None,
+                  share: float = KEY_SHARE):
+    """Share of a roll's sounding bars in the piece's key: at least ``share`` of the bar's sounding
+    time on the key's scale (major; or minor with both forms of 6̂ and 7̂). The key is ``tonic``
+    (pitch class) and ``mode`` ("major"/"minor") if given, else the whole roll's (``key_of_roll``)."""
+    x, single = _as_batch(rolls, spec)
+    spb, values = spec.steps_per_bar, []
+    for roll in x:
+        root, analysed = _key_pitch_classes(roll, spec, tonic, mode)
+        if root < 0:
+            values.append(np.nan)
+            continue
+        scale = np.zeros(12, dtype=bool)
+        scale[[(root + pc) % 12 for pc in ((0, 2, 4, 5, 7, 9, 11) if analysed == 0 else _MINOR_ANY)]] = True
+        per_step = np.einsum("tps,pc->cs", roll[:, music.SUSTAIN].astype(float), _pitch_class_matrix(spec))
+        bars = per_step.shape[-1] // spb
+        per_bar = per_step[:, :bars * spb].reshape(12, bars, spb).sum(-1)  # (12, bars)
+        total = per_bar.sum(0)
+        inside = per_bar[scale].sum(0)
+        values.append(np.mean(inside[total > 0] >= share * total[total > 0]) if (total > 0).any() else np.nan)
+    return _result(np.array(values, dtype=float), single)
+
+
+def ends_on_tonic(rolls, bars, spec: music.RollSpec = music.CHORALE, *, tonic=None, mode=None) -> np.ndarray:
+    """For each roll and each bar in ``bars`` (from 0): does the bar end on the tonic chord? The chord
+    is what sounds on the bar's last sounding step; it counts when the lowest voice sounds the tonic
+    and every pitch class is in the tonic triad. (N, len(bars)) floats 1/0, NaN for a silent bar.
+    Key as in ``key_stability``."""
+    x, _ = _as_batch(rolls, spec)
+    spb = spec.steps_per_bar
+    out = np.full((len(x), len(bars)), np.nan)
+    for i, roll in enumerate(x):
+        root, analysed = _key_pitch_classes(roll, spec, tonic, mode)
+        if root < 0:
+            continue
+        triad = {root, (root + (4 if analysed == 0 else 3)) % 12, (root + 7) % 12}
+        sounding = roll[:, music.SUSTAIN].any(axis=0)  # (pitches, steps)
+        for j, bar in enumerate(bars):
+            span = sounding[:, bar * spb:(bar + 1) * spb]
+            steps = np.flatnonzero(span.any(axis=0))
+            if len(steps) == 0:
+                continue
+            pitches = spec.low + np.flatnonzero(span[:, steps[-1]])
+            out[i, j] = float(pitches.min() % 12 == root and set(pitches % 12) <= triad)
+    return out
+
+
+def phrase_cadences(rolls, phrase_ends, spec: music.RollSpec = music.CHORALE, *, tonic=None, mode=None):
+    """Share of the phrase-final bars ``phrase_ends`` (from 0) that end on the tonic chord (``ends_on_tonic``)."""
+    x, single = _as_batch(rolls, spec)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return _result(np.nanmean(ends_on_tonic(x, list(phrase_ends), spec, tonic=tonic, mode=mode), axis=1), single)
 
 
 # --------------------------------------------------------------------------- a whole set

@@ -255,3 +255,38 @@ def save_roll_png(path, roll, spec: music.RollSpec = music.CHORALE, title: str |
     plot_roll(roll, spec, fig.subplots(), title=title, **kwargs)
     fig.savefig(path, dpi=dpi)
     return path
+
+
+def plot_self_similarity(matrix, ax=None, *, form=None, title: str | None = "Bar-to-bar self-similarity"):
+    """Draw a (bars, bars) self-similarity matrix (``metrics.self_similarity``): bars numbered from 1 on
+    both axes, cosine 0 (white) .. 1 (dark). form: a form such as "A A' B A" (sections of equal bars):
+    its section borders are drawn and each section is labelled with its name."""
+    matrix = _as_array(matrix)
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
+        raise ValueError(f"a self-similarity matrix is square (bars, bars); got shape {matrix.shape}")
+    ax = ax if ax is not None else plt.figure(figsize=(5.0, 4.4), layout="constrained").add_subplot()
+    bars = len(matrix)
+    image = ax.imshow(matrix, cmap="Greys", vmin=0.0, vmax=1.0, origin="upper",
+                      extent=(0.5, bars + 0.5, bars + 0.5, 0.5), interpolation="nearest")
+    ax.figure.colorbar(image, ax=ax, label="similarity (cosine)", shrink=0.8)
+    ticks = [b for b in range(1, bars + 1) if bars <= 16 or b % 4 == 1]
+    ax.set_xticks(ticks)
+    ax.set_yticks(ticks)
+    ax.set_xlabel("bar")
+    ax.set_ylabel("bar")
+    if form is not None:
+        import re
+
+        names = re.findall(r"[A-Za-z]['′’]*", " ".join(form) if isinstance(form, (list, tuple)) else str(form))
+        if not names or bars % len(names):
+            raise ValueError(f"the form {form!r} does not split {bars} bars into equal sections")
+        size = bars // len(names)
+        for i, name in enumerate(names):
+            if i:
+                ax.axhline(i * size + 0.5, color=PALETTE[4], lw=1.2)
+                ax.axvline(i * size + 0.5, color=PALETTE[4], lw=1.2)
+            ax.text(i * size + size / 2 + 0.5, 0.3, name, ha="center", va="bottom", color=PALETTE[4],
+                    fontweight="bold")
+    if title:
+        ax.set_title(title, pad=18 if form is not None else 6)
+    return ax
