@@ -218,10 +218,21 @@ def cmd_generate(args) -> None:
     _threads(args.threads)
     inputs.check_output_dir(args.out, create=False)  # before the model loads and samples
     inputs.check_new_files(pipeline.output_paths(args.out, args.n, args.stem), force=args.force)
+    long_form = args.form is not None or args.bars != 4  # issue 17: a whole piece with a form
+    if long_form and (args.continue_from or args.infill or args.transition or args.style_transfer):
+        raise inputs.InputError("--bars/--form write a whole piece from nothing; leave out --continue, --infill, "
+                                "--transition and --style-transfer (or --bars/--form)")
+    if long_form and args.sampler != "ddim":
+        raise inputs.InputError("a long-form piece is sampled window by window with DDIM; leave out --sampler ddpm")
+    if args.steps is None:
+        from . import longform
+        args.steps = longform.DEFAULT_STEPS if long_form else 50
     ckpt = pipeline.load(args.checkpoint, device=args.device)
     start = time.perf_counter()
     titles = None
-    if args.continue_from or args.infill or args.transition or args.style_transfer:
+    if long_form:
+        rolls, titles = _long_form_rolls(ckpt, args)
+    elif args.continue_from or args.infill or args.transition or args.style_transfer:
         rolls, titles = _task_rolls(ckpt, args)
     else:
         rolls = pipeline.generate(ckpt, args.n, style=args.style, mode=args.mode, density=args.density,
@@ -233,6 +244,17 @@ def cmd_generate(args) -> None:
     print(f"generated {args.n} sample(s) in {seconds:.2f} s; wrote {len(paths)} files to {args.out}:")
     for p in paths:
         print(f"  {p}")
+
+
+def _long_form_rolls(ckpt, args) -> tuple[np.ndarray, list[str]]:
+    """generate --bars N --form F: n pieces of N bars in form F (``longform.generate_piece``), with its plan."""
+    from . import longform
+    form = args.form if args.form is not None else longform.DEFAULT_FORM
+    piece = longform.generate_piece(ckpt, args.n, bars=args.bars, form=form, style=args.style,
+                                    mode=args.mode or "major", density=args.density, steps=args.steps,
+                                    guidance_scale=args.guidance, seed=args.seed, progress=not args.quiet)
+    print(piece.describe())
+    return piece.rolls, [f"{piece.form} over {args.bars} bars (seed {args.seed}, piece {i})" for i in range(args.n)]
 
 
 def _task_rolls(ckpt, args) -> tuple[np.ndarray, list[str]]:
@@ -567,11 +589,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--density", type=fraction, default=None,
                    help="onsets per 16th step per voice, 0..1 (~0.15 calm .. ~0.45 busy; default: the model chooses)")
     p.add_argument("--sampler", choices=["ddim", "ddpm"], default="ddim", help="ddim (--steps steps) or ddpm (all T steps)")
-    p.add_argument("--steps", type=int_in(1, 100_000), default=50, help="DDIM steps, 1..T (default 50)")
+    p.add_argument("--steps", type=int_in(1, 100_000), default=None,
+                   help="DDIM steps, 1..T (default 50; 20 per window for a long-form piece, --bars/--form)")
     p.add_argument("--guidance", type=GUIDANCE, default=0.0, help="classifier-free guidance scale w")
     p.add_argument("--tempo", type=TEMPO, default=90.0, help="tempo of the files, 20..400 BPM (default 90)")
     p.add_argument("--seed", type=nonneg_int, default=0, help=SEED_HELP)
     p.add_argument("--stem", type=plain_name, default="sample", help="file names STEM_00.mid, ... (a plain name)")
+    p.add_argument("--bars", type=int, choices=(4, 8, 16, 24, 32), default=4,
+                   help="length: 4 (one window, default) or a long-form piece of 8, 16, 24 or 32 bars "
+                        "(outpainting window by window, a cadence at every phrase end)")
+    p.add_argument("--form", default=None,
+                   help="the piece's form, equal sections named by letters: a repeated letter repeats its "
+                        "section, a primed one (A') varies it, e.g. AABA or \"A A' B A\" (default: A A' B A)")
     p.add_argument("--force", action="store_true", help=FORCE_HELP)
     p.add_argument("--device", default="cpu", help="where to run: cpu (default), cuda, cuda:N, mps or auto "
                    "(CUDA, then MPS, then CPU)")

@@ -44,6 +44,7 @@ PIECE_BARS = (8, 16, 24, 32)  # the lengths the CLI offers; any multiple of the 
 MIN_SECTION_BARS = 2  # a phrase needs a bar to close and a bar to lead there
 MAX_PIECE_BARS = 64
 DEFAULT_STEPS = 20  # DDIM steps per window: a 32-bar piece in a few seconds on one CPU thread
+DEFAULT_FORM = "A A' B A"  # a statement, its variation, a contrast, the return
 VARIATION_STRENGTH = 0.5  # SDEdit's t_0 / (T - 1) for a primed section
 CADENCE_SCALE = 1.0  # weight of the cadence penalty at every phrase end (0 = no cadence guidance)
 PRIMES = "'′’"  # a prime may be typed as ' or as the typographic ′ and ’
@@ -192,7 +193,7 @@ def _window_start(pos: int, end: int, written: np.ndarray, keep_bars: int) -> in
     return max(0, min(first, bars - WINDOW_BARS))
 
 
-def generate_piece(checkpoint: Checkpoint, n: int = 1, *, bars: int = 16, form="A A' B A", style="bach",
+def generate_piece(checkpoint: Checkpoint, n: int = 1, *, bars: int = 16, form=DEFAULT_FORM, style="bach",
                    mode: str = "major", density=None, steps: int = DEFAULT_STEPS, guidance_scale: float | None = None,
                    keep_bars: int = 2, variation_strength: float = VARIATION_STRENGTH,
                    cadence_scale: float = CADENCE_SCALE, seed: int | None = 0, progress: bool = False) -> Piece:
