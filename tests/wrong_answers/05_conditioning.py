@@ -98,6 +98,33 @@ def drop_labels(labels, p, generator=None):
     return {key: torch.where(drop, null[key], value) for key, value in labels.items()}
 
 
+@variants.wrong("drop_labels", "NaN as the null of every label: style and mode become float tensors")
+def drop_labels(labels, p, generator=None):
+    batch = next(iter(labels.values())).shape[0]
+    drop = torch.rand(batch, generator=generator) < p
+    return {key: torch.where(drop, torch.tensor(float("nan")), value.float()) for key, value in labels.items()}
+
+
+@variants.wrong("drop_labels", "the caller's dict returned as it is when p = 0 (no new tensors)")
+def drop_labels(labels, p, generator=None):
+    if p == 0:
+        return labels
+    batch = next(iter(labels.values())).shape[0]
+    drop = torch.rand(batch, generator=generator) < p
+    null = guidance.null_labels(labels)
+    return {key: torch.where(drop, null[key], value) for key, value in labels.items()}
+
+
+@variants.wrong("drop_labels", "the new tensors written into the caller's dict")
+def drop_labels(labels, p, generator=None):
+    batch = next(iter(labels.values())).shape[0]
+    drop = torch.rand(batch, generator=generator) < p
+    null = guidance.null_labels(labels)
+    for key in list(labels):
+        labels[key] = torch.where(drop, null[key], labels[key])
+    return labels
+
+
 # --------------------------------------------------------------------------- guided_eps
 
 @variants.wrong("guided_eps", "(1 - w) on the conditional, w on the unconditional")
@@ -166,6 +193,14 @@ def guided_eps(model, schedule, x_t, t, labels, w):
         return (x_t - a.sqrt() * out) / (1 - a).sqrt()
     eps_c, eps_u = eps_of(model(x_t, t, labels)), eps_of(model(x_t, t, {}))
     return eps_u + (1 + w) * (eps_c - eps_u)
+
+
+@variants.wrong("guided_eps", "a NumPy array returned (the samplers need a tensor)")
+def guided_eps(model, schedule, x_t, t, labels, w):
+    kind = model.config.prediction
+    eps_c = diffusion.eps_and_x0_from_output(schedule, x_t, t, model(x_t, t, labels), kind).eps
+    eps_u = diffusion.eps_and_x0_from_output(schedule, x_t, t, model(x_t, t, guidance.null_labels(labels)), kind).eps
+    return ((1 + w) * eps_c - w * eps_u).detach().numpy()
 
 
 # --------------------------------------------------------------------------- classifier_guided_eps
@@ -250,3 +285,19 @@ def classifier_guided_eps(classifier, schedule, x_t, t, eps, target, scale):
         chosen = (log_probs * F.one_hot(target, log_probs.shape[-1])).sum()
         gradient = torch.autograd.grad(chosen, x)[0]
     return eps - scale * schedule.sqrt_one_minus_alpha_bar[t].view(-1, *([1] * (x_t.ndim - 1))) * gradient
+
+
+@variants.wrong("classifier_guided_eps", "requires_grad_ switched on on the caller's x_t")
+def classifier_guided_eps(classifier, schedule, x_t, t, eps, target, scale):
+    x_t.requires_grad_(True)
+    log_p = torch.log_softmax(classifier(x_t, t), dim=-1)
+    (gradient,) = torch.autograd.grad(log_p[torch.arange(len(x_t)), target].sum(), x_t)
+    return eps - schedules.extract(schedule.sqrt_one_minus_alpha_bar, t, x_t.shape) * scale * gradient
+
+
+@variants.wrong("classifier_guided_eps", "the model's ε updated in place (eps.sub_) and returned")
+def classifier_guided_eps(classifier, schedule, x_t, t, eps, target, scale):
+    x = x_t.detach().requires_grad_(True)
+    log_p = torch.log_softmax(classifier(x, t), dim=-1)
+    (gradient,) = torch.autograd.grad(log_p[torch.arange(len(x)), target].sum(), x)
+    return eps.sub_(schedules.extract(schedule.sqrt_one_minus_alpha_bar, t, x_t.shape) * scale * gradient)
