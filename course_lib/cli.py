@@ -33,17 +33,57 @@ def _threads(n: int) -> None:
 
 def cmd_prepare_data(args) -> None:
     from . import data
-    for name in args.corpora:
+    if args.midi_dir is not None or args.name is not None:
+        return _prepare_midi(args)
+    unknown = [name for name in args.corpora if name not in data.PREPARERS]
+    if unknown:
+        raise inputs.InputError(f"prepare-data {unknown[0]}: the bundled corpora are {', '.join(data.PREPARERS)}; "
+                                "for your own MIDI files give --midi-dir DIR --name NAME")
+    loaded = []
+    for name in args.corpora or list(data.PREPARERS):
         start = time.perf_counter()
         corpus = data.load_corpus(name, cache_dir=args.cache_dir, rebuild=not args.keep)
         how = "loaded from cache" if corpus.from_cache else "prepared"
         print(f"{how} in {time.perf_counter() - start:.1f} s -> {Path(args.cache_dir or data.CACHE_DIR) / name}.npz")
         print(corpus.report())
+        loaded.append(corpus)
+    print(data.prepare_table(loaded))
+
+
+def _prepare_midi(args) -> None:
+    """prepare-data --midi-dir DIR --name NAME: the user's MIDI files as a corpus cached as NAME.npz."""
+    from . import data
+    if args.midi_dir is None or args.name is None:
+        raise inputs.InputError("give both --midi-dir DIR (your MIDI files) and --name NAME (the corpus and style "
+                                "name that train --corpora and generate --style will use)")
+    if args.name in data.PREPARERS:
+        raise inputs.InputError(f"--name {args.name} is a bundled corpus; give your own corpus another name")
+    out = Path(args.cache_dir or data.CACHE_DIR) / f"{args.name}.npz"
+    inputs.check_output_file(out, "the corpus cache", force=args.force)  # before reading a single file
+    corpus = data.midi_corpus(args.midi_dir, args.name)
+    print(data.prepare_table([corpus]))
+    for file, reason in corpus.rejected_files:
+        print(f"  skipped {file}: {reason}")
+    if not len(corpus):
+        raise inputs.InputError(f"none of the MIDI files under {args.midi_dir} fits the model's layout (reasons above: "
+                                "it needs 4/4 pieces with 4 parts or 1 melody); nothing was written")
+    with inputs.atomic_paths([out]) as (temp,):
+        corpus.save(temp)
+    print(f"prepared {args.name} in {corpus.prepare_seconds:.1f} s -> {out}; train on it with "
+          f"python -m course_lib train --corpora {args.name} ..." + (f" --cache-dir {args.cache_dir}" if args.cache_dir else ""))
+
+
+def _corpus(name: str, cache_dir=None):
+    """A corpus by name from --cache-dir; a bundled one not cached there comes from assets/data."""
+    from . import data
+    if name in data.PREPARERS and cache_dir and not (Path(cache_dir) / f"{name}.npz").exists():
+        cache_dir = None
+    return data.load_corpus(name, cache_dir=cache_dir)
 
 
 def _datasets(corpora: list[str], encoding, transpose: int, cache_dir=None, styles=None):
     from . import data
-    loaded = [data.load_corpus(name, cache_dir=cache_dir) for name in corpora]
+    loaded = [_corpus(name, cache_dir) for name in corpora]
     styles = styles or data.styles_of(loaded)
     train = data.WindowDataset(loaded, "train", encoding, transpose_range=transpose, styles=styles)
     valid = data.WindowDataset(loaded, "valid", encoding, styles=styles)
@@ -87,7 +127,7 @@ def cmd_train(args) -> None:
         encoding = encodings.ENCODINGS[args.encoding]()
         if args.encoding == "voice" and args.voice_ranges == "data":
             encoding = encodings.VoiceEncoding(encoding.spec, data.voice_ranges(
-                [data.load_corpus(c, cache_dir=args.cache_dir) for c in corpora]))
+                [_corpus(c, args.cache_dir) for c in corpora]))
         loaded, train_set, valid_set = _datasets(corpora, encoding, transpose, args.cache_dir)
         styles = train_set.styles
         kind = "unet1d" if args.encoding == "voice" else "unet2d"
@@ -99,6 +139,11 @@ def cmd_train(args) -> None:
         train_config = training.TrainConfig(steps=args.steps or 6000, batch_size=args.batch_size, lr=args.lr,
                                             seed=args.seed, threads=args.threads, valid_every=args.valid_every,
                                             style_weights=tuple(args.style_weights) if args.style_weights else None)
+    if not len(train_set):  # the split is by piece: a handful of pieces may all land in valid/test
+        raise inputs.InputError(f"{', '.join(corpora)} give(s) no training windows: every piece fell in the "
+                                "valid/test split (by a hash of its name); add pieces (about ten or more)")
+    if not len(valid_set):
+        say("no validation windows (every piece fell in the train or test split): training without validation")
     training.seed_everything(train_config.seed)
     model = models.build_model(config)
     params = sum(p.numel() for p in model.parameters())
@@ -138,7 +183,8 @@ def cmd_train(args) -> None:
             save(latest["ema"], Path(args.out).with_name(f"{Path(args.out).stem}_step{state['step']}.pt"), state)
 
     try:
-        result = training.train(model, schedule, train_set, valid_set, train_config, progress=not args.quiet,
+        result = training.train(model, schedule, train_set, valid_set if len(valid_set) else None, train_config,
+                                progress=not args.quiet,
                                 on_validation=snapshot, on_state=keep_state, device=device,
                                 precision=args.precision, resume=resume)
         if rank == 0:
@@ -512,9 +558,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=nonneg_int, default=0, help=SEED_HELP)
     p.add_argument("--force", action="store_true", help=FORCE_HELP)
 
-    p = add("prepare-data", cmd_prepare_data, "parse music21's corpus into the cached datasets")
-    p.add_argument("corpora", nargs="*", default=["bach", "folk"], choices=["bach", "folk"],
-                   help="corpora to prepare (default: bach folk)")
+    p = add("prepare-data", cmd_prepare_data, "parse music21's corpus, or a folder of your own MIDI files "
+            "(--midi-dir DIR --name NAME), into the cached datasets")
+    p.add_argument("corpora", nargs="*", default=[],  # (choices= would refuse the empty default)
+                   help="bundled corpora to prepare: bach and/or folk (default: both)")
+    p.add_argument("--midi-dir", default=None, metavar="DIR",
+                   help="make a corpus of every .mid/.midi file under DIR (subfolders too): 4/4 pieces with 4 parts "
+                        "or 1 melody are kept and moved to C; every other file is named with its reason and skipped")
+    p.add_argument("--name", type=plain_name, default=None,
+                   help="with --midi-dir: the corpus's name, also its style label (train --corpora NAME, "
+                        "generate --style NAME); not bach or folk")
+    p.add_argument("--force", action="store_true", help="with --midi-dir: replace a cached corpus of that name")
     p.add_argument("--cache-dir", default=None, help="default: assets/data")
     p.add_argument("--keep", action="store_true", help="load an existing cache instead of rebuilding it")
 
@@ -584,7 +638,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="out/generate", help="folder for the MIDI, WAV and PNG files (default out/generate)")
     p.add_argument("--checkpoint", default=None, help=CHECKPOINT_HELP)
     p.add_argument("--n", type=int_in(1, 1024), default=4, help="how many samples, 1..1024 (default 4)")
-    p.add_argument("--style", default="bach", help="style label: bach or folk (default bach)")
+    p.add_argument("--style", default="bach", help="style label, one the checkpoint knows: bach or folk for the "
+                   "bundled model, or a corpus of your own it was trained on (default bach)")
     p.add_argument("--mode", choices=["major", "minor"], default=None, help="mode label (default: the model chooses)")
     p.add_argument("--density", type=fraction, default=None,
                    help="onsets per 16th step per voice, 0..1 (~0.15 calm .. ~0.45 busy; default: the model chooses)")

@@ -11,25 +11,28 @@ Pipeline, run once and cached:
 
 The result, a ``Corpus``, is a small ``.npz`` (notes of every piece plus a JSON description). The
 committed caches in ``assets/data/`` mean a fresh clone loads in well under a second; ``prepare``
-rebuilds them (``python -m course_lib prepare-data``). Windows (4 bars, 1-bar hop) and their labels
-are cut on load, and the train/valid/test split is **by piece** (a hash of the piece's name), so
-no chorale ever has windows on both sides of a split.
+rebuilds them (``python -m course_lib prepare-data``). A folder of the user's own MIDI files goes
+through the same steps 2-4 (``midi_corpus``: read with ``music.load_midi``'s checks, 4/4 only) and
+is cached beside them under its own name (``prepare-data --midi-dir DIR --name NAME``).
+Windows (4 bars, 1-bar hop) and their labels are cut on load, and the train/valid/test split is
+**by piece** (a hash of the piece's name), so no chorale ever has windows on both sides of a split.
 """
 from __future__ import annotations
 
 import json
 import multiprocessing
+import re
 import time
 import warnings
 import zlib
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from . import ASSETS, music
+from . import ASSETS, inputs, music
 
 CACHE_VERSION = 1
 CACHE_DIR = ASSETS / "data"
@@ -48,6 +51,7 @@ class Corpus:
     pieces: list[dict]  # id, title, tonic (original pitch class), mode, transpose, bars
     notes: list[np.ndarray]  # per piece: (N, 4) int16 note table in 16th steps
     rejected: dict[str, int] = field(default_factory=dict)
+    rejected_files: list = field(default_factory=list)  # [piece id or file, reason] of each rejected one
     prepare_seconds: float = 0.0
     from_cache: bool = False
 
@@ -64,9 +68,13 @@ class Corpus:
         piece = self.pieces[index]
         return music.notes_to_roll(self.notes[index], self.spec, piece["bars"] * self.spec.steps_per_bar)
 
+    def split_counts(self) -> tuple[Counter, Counter]:
+        """(pieces per split, 4-bar windows per split)."""
+        return (Counter(self.split_of(i) for i in range(len(self))),
+                Counter(self.split_of(i) for i, _ in self.window_index()))
+
     def report(self) -> str:
-        windows = Counter(self.split_of(i) for i, _ in self.window_index())
-        pieces = Counter(self.split_of(i) for i in range(len(self)))
+        pieces, windows = self.split_counts()
         lines = [f"{self.name}: {len(self)} pieces, {sum(windows.values())} windows of 4 bars "
                  f"(train/valid/test pieces {pieces['train']}/{pieces['valid']}/{pieces['test']}, "
                  f"windows {windows['train']}/{windows['valid']}/{windows['test']}); "
@@ -96,7 +104,7 @@ class Corpus:
         lengths = np.array([len(n) for n in self.notes], dtype=np.int64)
         meta = {"version": CACHE_VERSION, "name": self.name, "style": self.style,
                 "spec": self.spec.to_dict(), "pieces": self.pieces, "rejected": self.rejected,
-                "prepare_seconds": self.prepare_seconds}
+                "rejected_files": self.rejected_files, "prepare_seconds": self.prepare_seconds}
         np.savez_compressed(path, meta=np.array(json.dumps(meta)), lengths=lengths,
                             notes=np.concatenate(self.notes).astype(np.int16) if self.notes
                             else np.zeros((0, 4), np.int16))
@@ -112,7 +120,7 @@ class Corpus:
             notes = np.split(f["notes"].astype(np.int64), np.cumsum(f["lengths"])[:-1])
         return cls(name=meta["name"], style=meta["style"], spec=music.RollSpec.from_dict(meta["spec"]),
                    pieces=meta["pieces"], notes=notes, rejected=meta["rejected"],
-                   prepare_seconds=meta["prepare_seconds"], from_cache=True)
+                   rejected_files=meta.get("rejected_files", []), prepare_seconds=meta["prepare_seconds"], from_cache=True)
 
 
 # ---------------------------------------------------------------------- parsing (music21)
@@ -151,7 +159,13 @@ def _score_to_piece(score, piece_id: str, title: str, spec: music.RollSpec):
         if chords:
             return "chords inside a voice"
         rows.extend(part_rows)
-    if not rows:
+    return _piece_in_c(rows, piece_id, title, spec)
+
+
+def _piece_in_c(rows, piece_id: str, title: str, spec: music.RollSpec):
+    """Note rows (track, pitch, start, end) -> (meta, note table) moved to tonic C, or a rejection
+    reason: what every corpus goes through, music21's and the user's MIDI files alike."""
+    if not len(rows):
         return "no notes"
     notes = np.array(rows, dtype=np.int64)
     tonic, mode, _ = music.estimate_key(notes)
@@ -205,15 +219,16 @@ def _parse_folk_file(path: str):
 
 
 def _collect(name, style, spec, results, seconds) -> Corpus:
-    pieces, notes, rejected = [], [], Counter()
-    for _, result in results:
+    pieces, notes, rejected, rejected_files = [], [], Counter(), []
+    for piece_id, result in results:
         if isinstance(result, str):
             rejected[result] += 1
+            rejected_files.append([piece_id, result])
         else:
             pieces.append(result[0])
             notes.append(result[1])
     return Corpus(name=name, style=style, spec=spec, pieces=pieces, notes=notes,
-                  rejected=dict(rejected), prepare_seconds=round(seconds, 1))
+                  rejected=dict(rejected), rejected_files=rejected_files, prepare_seconds=round(seconds, 1))
 
 
 def _map(function, items, workers):
@@ -248,6 +263,92 @@ def prepare_folk(limit_files: int | None = None, workers: int = 2) -> Corpus:
 
 
 PREPARERS = {"bach": prepare_bach, "folk": prepare_folk}
+
+
+# ---------------------------------------------------------------------- the user's own MIDI files
+
+MIDI_SUFFIXES = (".mid", ".midi")
+# music.load_midi's errors, each turned into the short reason the preparation table counts
+_MIDI_REASONS = (("is empty (0 bytes)", "empty file"), ("not a Standard MIDI File", "not a MIDI file"),
+                 ("damaged MIDI file", "damaged MIDI file"), ("MIDI file format", "damaged MIDI file"),
+                 ("counts time in", "timed in SMPTE frames, not beats"), ("contains no notes", "no notes"),
+                 ("only drum notes", "drums only"), ("BPM is outside", "tempo outside 20..400 BPM"),
+                 ("MiB", "file over 16 MiB"))
+
+
+def _midi_reason(message: str) -> str:
+    meter = re.search(r"meter (\d+/\d+)", message)
+    if meter:
+        return f"meter {meter.group(1)} (need 4/4 or 2/2)"
+    parts = re.search(r"has (\d+) pitched instrument", message)
+    if parts:
+        return f"{parts.group(1)} parts (need 4, or 1 melody)"
+    return next((reason for words, reason in _MIDI_REASONS if words in message), "unreadable MIDI")
+
+
+def _parse_midi_file(path: Path, root: Path):
+    """One MIDI file -> (piece id = path under root, (meta, note table in tonic C) or a reason).
+
+    The file is read by ``music.load_midi`` (header, chunks, notes, tempo, meter checked) and
+    ``music.midi_to_roll`` (parts matched by name, else in order; time from the tempo map) over the
+    whole MIDI range, so that nothing is clipped before the piece is moved to C (``_piece_in_c``).
+    Four parts fill the four voices; a single part is a melody (the soprano)."""
+    piece_id = path.relative_to(root).as_posix()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", music.MidiWarning)
+            midi = music.load_midi(path)
+            pitched = [inst for inst in midi.instruments if not inst.is_drum and inst.notes]
+            wide = replace(music.MELODY if len(pitched) == 1 else music.CHORALE, low=0, high=128)
+            notes = music.roll_to_notes(music.midi_to_roll(midi, wide), wide)  # (N, 4) by start, track, pitch
+    except music.MidiError as err:
+        return piece_id, _midi_reason(str(err))
+    except Exception as err:  # report, never crash the whole preparation
+        return piece_id, f"unreadable MIDI ({type(err).__name__})"
+    rows = []
+    for track in range(wide.n_tracks):  # one note at a time per voice, as in the chorales
+        voice = notes[notes[:, 0] == track]
+        if len(np.unique(voice[:, 2])) < len(voice):
+            return piece_id, "chords inside a voice"
+        voice[:-1, 3] = np.minimum(voice[:-1, 3], voice[1:, 2])  # legato overlaps end at the next note
+        rows.extend(map(tuple, voice))
+    return piece_id, _piece_in_c(rows, piece_id, path.stem, music.CHORALE)
+
+
+def midi_corpus(midi_dir, name: str) -> Corpus:
+    """Every .mid/.midi file under ``midi_dir`` (recursively) as a Corpus of style ``name``.
+
+    Kept: 4/4 (or 2/2) pieces with four parts (the voices) or one part (a melody, the soprano),
+    one note at a time per part, inside the pitch range once moved to tonic C. Every other file is
+    skipped and named in ``rejected_files`` with its reason. The corpus has the four-voice layout
+    if any piece has four parts, else the melody layout (like folk)."""
+    root = Path(midi_dir)
+    inputs.check_plain_name(name, "--name")
+    if not root.is_dir():
+        raise ValueError(f"--midi-dir {root}: no such folder; give the folder that holds your .mid files")
+    if name in PREPARERS:
+        raise ValueError(f"--name {name!r} is a bundled corpus; give your own corpus another name")
+    start = time.perf_counter()
+    paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in MIDI_SUFFIXES)
+    if not paths:
+        raise ValueError(f"--midi-dir {root}: no .mid or .midi files in it or its subfolders")
+    results = [_parse_midi_file(path, root) for path in paths]
+    four_voices = any(not isinstance(r, str) and r[1][:, 0].max() > 0 for _, r in results)
+    return _collect(name, name, music.CHORALE if four_voices else music.MELODY, results, time.perf_counter() - start)
+
+
+def prepare_table(corpora) -> str:
+    """The preparation table of the README: pieces kept, 4-bar windows per split, rejections by reason."""
+    lines = ["| corpus | pieces kept | 4-bar windows (train/valid/test) | rejected (reason) |", "|---|---|---|---|"]
+    for corpus in corpora:
+        _, windows = corpus.split_counts()
+        voices = "4 voices" if corpus.spec.n_tracks == 4 else "1 voice"
+        by_count = sorted(corpus.rejected.items(), key=lambda kv: (-kv[1], kv[0]))
+        reasons = ", ".join(f"{n} × {reason}" for reason, n in by_count)
+        lines.append(f"| {corpus.name} ({voices}) | {len(corpus):,} of {len(corpus) + sum(corpus.rejected.values()):,} "
+                     f"| {sum(windows.values()):,} ({windows['train']:,} / {windows['valid']:,} / {windows['test']:,}) "
+                     f"| {reasons or 'none'} |")
+    return "\n".join(lines)
 
 
 def load_corpus(name: str = "bach", cache_dir: Path | str | None = None, rebuild: bool = False,
