@@ -14,6 +14,13 @@ mode, density; ``pipeline.make_labels``) and a tempo. The engine never cuts the 
 - **latency.** Every window is timed. Each of its bars must be generated in at most ``budget``
   (10%) of the time the bar plays, and a window must be ready before the previous window's bars
   have finished playing (else the music would stall: an *underrun*). ``LatencyReport`` says both.
+- **forms (optional).** A state may name a form, e.g. ``{"style": "folk", ..., "form": "A A' B A"}``
+  (``longform.parse_form``; sections of ``section_bars`` bars, 4 by default). While the state lasts, its
+  bars follow the form over and over, counted from the state's first bar: a repeated letter copies its
+  section (no sampling), a primed one re-noises it part-way and denoises it with the bars before it kept
+  (SDEdit, as in ``longform``), a new letter continues as above, and every section's last bar is steered
+  toward a dominant-tonic close (``guidance.cadence_penalty``). These windows run ``tasks.sample``, not
+  the engine's ``sampler``; a bridge into the state is made as usual and counts as its first bars.
 
     engine = SoundtrackEngine(pipeline.load())
     track = engine.render([("exploration", 8), ("battle", 8), ("victory", 4)])
@@ -39,6 +46,8 @@ from .metrics import format_rows  # noqa: F401 (the tables below are printed wit
 
 LABEL_KEYS = ("style", "mode", "density")  # what the model is conditioned on
 CONDITION_KEYS = LABEL_KEYS + ("tempo",)  # tempo is playback only: the model works in steps
+FORM_KEY = "form"  # optional: the state's music follows this form (see the module docstring)
+SECTION_BARS = 4  # bars of a form's section in the engine: a 4-bar phrase
 DEFAULT_STATES = {
     # The data decide what is reachable: Bach windows have densities 0.21-0.34 (5-95%), folk
     # tunes 0.17-0.47 and are mostly major. So exploration is a sparse folk tune, battle the
@@ -71,10 +80,12 @@ def check_states(states: dict) -> dict:
         if not isinstance(conditions, dict):
             raise ValueError(f"state {name!r} maps to {conditions!r}; give a dict of conditions, e.g. "
                              "{'style': 'bach', 'mode': 'minor', 'density': 0.4, 'tempo': 132}")
-        unknown = set(conditions) - set(CONDITION_KEYS)
+        unknown = set(conditions) - set(CONDITION_KEYS) - {FORM_KEY}
         if unknown:
             raise ValueError(f"state {name!r} has unknown condition(s) {sorted(unknown)}; "
-                             f"the conditions are {CONDITION_KEYS}")
+                             f"the conditions are {CONDITION_KEYS} and optionally {FORM_KEY!r}")
+        if FORM_KEY in conditions:
+            form_of(name, states)  # a form it cannot plan fails here, naming the state
         try:
             pipeline.make_labels(1, **{k: conditions.get(k) for k in LABEL_KEYS})
         except ValueError as err:
@@ -95,6 +106,19 @@ def conditions_for(state: str, states: dict) -> dict:
     if state not in states:
         raise ValueError(f"unknown game state {state!r}; known states: {_known(states)}")
     return {key: states[state].get(key) for key in LABEL_KEYS}
+
+
+def form_of(state: str, states: dict, section_bars: int = SECTION_BARS):
+    """The state's ``longform.Form`` (sections of ``section_bars`` bars), or None if it names none."""
+    from . import inputs, longform, metrics
+
+    text = states[state].get(FORM_KEY)
+    if text is None:
+        return None
+    try:
+        return longform.parse_form(text, len(metrics.form_letters(text)) * section_bars)
+    except (ValueError, inputs.InputError) as err:
+        raise ValueError(f"state {state!r}: {err}") from None
 
 
 def tempo_for(state: str, states: dict) -> float:
@@ -163,6 +187,8 @@ class Window:
     transition: bool  # a bridge into a new state (its first bars regenerated)
     seconds: float  # wall-clock time of the sampler call
     cpu_seconds: float  # CPU time of this process during it (less distorted on a busy machine)
+    how: str = "continuation"  # with a form: "new", "variation" or "repeat" (a copy, no sampler call)
+    cadence_bar: int | None = None  # the soundtrack bar steered toward a cadence, if any
 
 
 @dataclass
@@ -375,7 +401,9 @@ class SoundtrackEngine:
 
     def __init__(self, checkpoint, states: dict | None = None, *, window_bars: int = 4, keep_bars: int = 2,
                  transition_bars: int = 1, steps: int = 20, guidance_scale: float = GUIDANCE, seed: int = 0,
-                 budget: float = BUDGET, sampler: Sampler | None = None, clock: Callable = time.perf_counter):
+                 budget: float = BUDGET, sampler: Sampler | None = None, clock: Callable = time.perf_counter,
+                 section_bars: int = SECTION_BARS, variation_strength: float | None = None,
+                 cadence_scale: float | None = None):
         if not 0 < keep_bars < window_bars:
             raise ValueError(f"keep_bars must be 1 .. window_bars - 1 = {window_bars - 1}, got {keep_bars}")
         if not 0 <= transition_bars < window_bars - keep_bars:
@@ -387,6 +415,10 @@ class SoundtrackEngine:
         self.window_bars, self.keep_bars, self.transition_bars = window_bars, keep_bars, transition_bars
         self.steps, self.guidance_scale, self.seed, self.budget = steps, guidance_scale, seed, budget
         self.sampler, self.clock = sampler or self._ddim, clock
+        from . import longform
+        self.forms = {name: form_of(name, self.states, section_bars) for name in self.states}
+        self.variation_strength = longform.VARIATION_STRENGTH if variation_strength is None else variation_strength
+        self.cadence_scale = longform.CADENCE_SCALE if cadence_scale is None else cadence_scale
         self.reset()
 
     def reset(self) -> None:
@@ -424,6 +456,8 @@ class SoundtrackEngine:
             bridge_states = self._states[self.bars - drop:]
             self._truncate(self.bars - drop)
         context = min(self.keep_bars, self.bars)
+        if self.forms.get(state) is not None and not transition:
+            return self._advance_in_form(state, context)
         known = known_mask = None
         if context:
             known, known_mask = continuation_window(self.encoding.encode(self._roll[..., -context * spb:]),
@@ -438,6 +472,57 @@ class SoundtrackEngine:
         self._roll = np.concatenate([self._roll, new], axis=-1)
         self._states += (bridge_states + [state] * new_bars)[:new_bars]
         self._transition += [k < len(bridge_states) for k in range(new_bars)]
+        self.windows.append(window)
+        return window
+
+    def _advance_in_form(self, state: str, context: int) -> Window:
+        """The next bars of a state with a form: where the form stands decides how they are made."""
+        from . import tasks
+
+        form, spb = self.forms[state], self.spec.steps_per_bar
+        run_start = self.bars
+        while run_start > 0 and self._states[run_start - 1] == state:
+            run_start -= 1
+        position = (self.bars - run_start) % form.bars  # the bar of the form that the next bar is
+        cycle = self.bars - position  # the soundtrack bar where this pass through the form began
+        section = next(s for s in form.sections if s.first_bar <= position < s.end_bar)
+        source = None if section.source is None else form.sections[section.source]
+        offset = position - section.first_bar
+        wall, cpu = self.clock(), time.process_time()
+        cadence = None
+        if section.kind == "repeat":  # a copy of the same bars of the section it repeats
+            new = self._roll[..., (cycle + source.first_bar + offset) * spb:(cycle + source.end_bar) * spb].copy()
+        else:
+            new_bars = min(self.window_bars - context, section.end_bar - position)
+            known = torch.zeros(self.encoding.shape(self.window_bars))  # (C, window steps)
+            known_mask = torch.zeros_like(known)
+            if context:
+                known[..., :context * spb] = self.encoding.encode(self._roll[..., -context * spb:])
+                known_mask[..., :context * spb] = 1.0
+            strength = 1.0
+            if section.kind == "variation":  # SDEdit from the varied section's same bars
+                first = cycle + source.first_bar + offset
+                known[..., context * spb:(context + new_bars) * spb] = self.encoding.encode(
+                    self._roll[..., first * spb:(first + new_bars) * spb])
+                strength = self.variation_strength
+            rule = None
+            if position + new_bars > section.last_bar and self.cadence_scale > 0:
+                cadence = cycle + section.last_bar
+                start = (context + section.last_bar - position) * spb
+                mode = self.states[state].get("mode") or "major"
+                rule = guidance.cadence_penalty(self.encoding, start, start + spb, mode=mode)
+            x = tasks.sample(self.checkpoint, 1, known=known if context or strength < 1 else None,
+                             known_mask=known_mask if context else None, strength=strength, rule=rule,
+                             rule_scale=self.cadence_scale, steps=self.steps, guidance_scale=self.guidance_scale,
+                             seed=self.seed + len(self.windows), **conditions_for(state, self.states))
+            decoded = pipeline.decode(self.checkpoint, x[:1], known_mask=known_mask if context else None)
+            new = np.asarray(decoded)[0][..., context * spb:(context + new_bars) * spb]
+        wall, cpu = self.clock() - wall, time.process_time() - cpu
+        window = Window(len(self.windows), state, self.bars, new.shape[-1] // spb, False, wall, cpu,
+                        how=section.kind, cadence_bar=cadence)
+        self._roll = np.concatenate([self._roll, new], axis=-1)
+        self._states += [state] * window.new_bars
+        self._transition += [False] * window.new_bars
         self.windows.append(window)
         return window
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from course_lib import cli, data, guidance, inputs, longform, metrics, music, pipeline, viz
+from course_lib import cli, data, guidance, inputs, longform, metrics, music, pipeline, soundtrack, viz
 
 torch.set_num_threads(1)
 STEPS = 4  # DDIM steps per window: every code path, cheaply
@@ -195,3 +195,28 @@ def test_generate_writes_a_long_form_piece(tmp_path, capsys):
     assert cli.main(["generate", "--bars", "16", "--form", "ABC", "--out", str(tmp_path / "bad")]) == 2
     assert "do not divide" in capsys.readouterr().err and not (tmp_path / "bad").exists()
     assert cli.main(["generate", "--bars", "12", "--out", str(tmp_path / "bad")]) == 2
+
+
+# --------------------------------------------------------------------------- the adaptive soundtrack
+
+def test_a_game_state_can_follow_a_form(ckpt):
+    states = {"exploration": {"style": "folk", "mode": "major", "form": "A A' B A"},
+              "battle": {"style": "bach", "mode": "minor"}}
+    engine = soundtrack.SoundtrackEngine(ckpt, states, steps=2, guidance_scale=0.0)
+    track = engine.render([("exploration", 16), ("battle", 2)])
+    explore = [w for w in engine.windows if w.state == "exploration"]
+    assert [(w.first_bar, w.new_bars, w.how) for w in explore] == [
+        (0, 4, "new"), (4, 2, "variation"), (6, 2, "variation"), (8, 2, "new"), (10, 2, "new"), (12, 4, "repeat")]
+    assert [w.cadence_bar for w in explore if w.cadence_bar is not None] == [3, 7, 11]
+    # the last A is the first again, but for its last bar: the bridge into battle regenerated it
+    assert np.array_equal(track.roll[..., :3 * SPB], track.roll[..., 12 * SPB:15 * SPB])
+    assert track.transition.tolist().index(True) == 15
+    assert not np.array_equal(track.roll[..., :4 * SPB], track.roll[..., 4 * SPB:8 * SPB])  # A' is varied
+    assert track.bars == 18 and all(w.how == "continuation" for w in engine.windows if w.state == "battle")
+
+
+def test_a_form_the_engine_cannot_plan_names_its_state():
+    with pytest.raises(ValueError, match="state 'calm'.*varies an earlier B"):
+        soundtrack.check_states({"calm": {"style": "folk", "form": "A B'"}})
+    with pytest.raises(ValueError, match="state 'calm'.*bad form"):
+        soundtrack.check_states({"calm": {"style": "folk", "form": "A-B"}})
