@@ -20,6 +20,8 @@ def load(name):
                       "bridges, at their two seams", "3. Rule guidance", "key: C major"]),
     ("control", ["real test windows", "no labels", "classifier-free, w=8", "classifier, s=30 (no labels)",
                  "diversity"]),
+    ("longform", ["form A A B A", "form A A' B A", "naive concatenation", "real chorales, first 16 bars",
+                  "x real", "self-similarity picture", "speed: one 32-bar piece"]),
     ("soundtrack", ["real-time factor", "budget 10%", "state changes", "real chorales, every bar line",
                     "style as asked", "battle", "click -> first bar of the new state heard", "underruns 0"]),
 ])
