@@ -230,6 +230,7 @@ def check_close(actual: Any, expected: Any, name: str, *, rtol: float = 1e-5, at
         _fail_with_mistake(f"{name} contains NaN (first at {name}{where}). NaN comes from 0/0, "
                            "log of a negative number or sqrt of a negative number.", label)
     error = np.abs(actual_f - expected_f)
+    error = np.where(np.isnan(expected_f) & ~np.isnan(actual_f), np.inf, error)  # a number where NaN belongs: the worst
     bad = ~np.isclose(actual_f, expected_f, rtol=rtol, atol=atol, equal_nan=True)
     if actual.ndim == 0:
         message = f"{name} is wrong: got {_fmt(actual)}, expected {_fmt(expected)}."

@@ -32,6 +32,7 @@ import functools
 import html
 import io
 import sys
+import textwrap
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, NamedTuple, Sequence
@@ -49,6 +50,7 @@ WIDGET_MIMETYPE = "application/vnd.jupyter.widget-view+json"
 CACHE_SIZE = 32  # control positions kept per viewer (a view is ~30-100 KB of PNG and ~0.5 MB of audio)
 DPI = 80
 WIDE, HALF = (9.0, 3.8), (6.4, 3.4)  # figure sizes (inches): one view, or one of two side by side
+TITLE_CHARACTERS_PER_INCH = 9  # a longer plain title is wrapped: a centred line wider than the figure is cut off
 MUTED_COLOR = "#c8c8c8"
 
 
@@ -88,7 +90,8 @@ class View:
 def draw(scene: Scene, spec: music.RollSpec) -> View:
     """The scene's figure as a PNG (a matplotlib ``Figure``, not pyplot: nothing is shown twice)."""
     figure = Figure(figsize=scene.size, layout="constrained")
-    viz.plot_roll(scene.roll, spec, figure.subplots(), title=scene.figure_title or scene.title, **scene.plot)
+    title = scene.figure_title or textwrap.fill(scene.title, int(TITLE_CHARACTERS_PER_INCH * scene.size[0]))
+    viz.plot_roll(scene.roll, spec, figure.subplots(), title=title, **scene.plot)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=DPI)
     return View(scene.title, buffer.getvalue())
@@ -457,6 +460,12 @@ class RegionPicker(CourseWidget):
 
     def _task_changed(self) -> None:
         task = self.task.value
+        if task == "regenerate":  # every bar: the disabled slider shows so, and gets its range back after
+            if not self.bar_range.disabled:
+                self._bars_chosen = self.bar_range.value
+            self.bar_range.value = (1, self.bars)
+        elif self.bar_range.disabled:
+            self.bar_range.value = getattr(self, "_bars_chosen", self.bar_range.value)
         self.bar_range.disabled = task == "regenerate"
         if task == "continuation":
             self.bar_range.value = (self.bar_range.value[0], self.bars)

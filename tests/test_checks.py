@@ -50,6 +50,13 @@ def test_close_without_a_match_says_where_and_by_how_much():
         check_close(actual, expected, "x", likely_mistakes={"unrelated": np.ones((2, 3))})
 
 
+def test_close_points_at_a_number_where_nan_is_expected():
+    with fails(re.escape("x is wrong in 1 of 3 entries; the largest error is at x[1]: got 0, expected nan")):
+        check_close([4.0, 0.0, 1.0], [4.0, np.nan, 1.0], "x")
+    with fails(re.escape("x is wrong: got 0, expected nan")):
+        check_close(0.0, np.nan, "x")
+
+
 @pytest.mark.parametrize("actual, hint", [
     (-np.arange(1.0, 4.0), "wrong sign"),
     (2 * np.arange(1.0, 4.0), "2 times too large"),

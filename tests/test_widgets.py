@@ -198,6 +198,10 @@ def test_region_picker_regenerates_only_the_chosen_region(checkpoint, roll, monk
     assert np.array_equal(picker.result[:, music.SUSTAIN, :, 16:], roll[:, music.SUSTAIN, :, 16:])
 
     picker.task.value = "regenerate"
+    assert picker.bar_range.disabled and picker.bar_range.value == (1, 2)  # the slider reads what is regenerated
+    picker.task.value = "infill"
+    assert not picker.bar_range.disabled and picker.bar_range.value == (1, 1)  # the range chosen before comes back
+    picker.task.value = "regenerate"
     picker.track_boxes[0].value = False  # keep the soprano, write new alto, tenor and bass
     picker.seed.value = 3
     picker.button.click()
@@ -220,6 +224,17 @@ def test_region_picker_regenerates_only_the_chosen_region(checkpoint, roll, monk
         widgets.region_picker(checkpoint["conditional"], roll, tasks=("harmonize",), steps=2)
     with pytest.raises(ValueError, match="tracks=4"):
         widgets.region_picker(checkpoint["conditional"], roll[:1], steps=2)
+
+
+def test_long_plain_titles_are_wrapped_to_the_figure(roll, monkeypatch):
+    titles = []
+    monkeypatch.setattr(widgets.viz, "plot_roll", lambda *a, title=None, **k: titles.append(title))
+    long = "before: the given music (bars 2-3 of soprano, alto, tenor, bass drawn solid: to regenerate)"
+    widgets.draw(widgets.Scene(roll, long, "", size=widgets.HALF), music.CHORALE)
+    widgets.draw(widgets.Scene(roll, long, "", figure_title="$x_t$ " + long, size=widgets.HALF), music.CHORALE)
+    lines = titles[0].split("\n")
+    assert len(lines) == 2 and " ".join(lines) == long and max(map(len, lines)) <= 9 * widgets.HALF[0]
+    assert titles[1] == "$x_t$ " + long  # mathtext is left alone
 
 
 def test_track_mixer_mutes_solos_and_regenerates(roll, monkeypatch):
