@@ -196,7 +196,8 @@ def _window_start(pos: int, end: int, written: np.ndarray, keep_bars: int) -> in
 def generate_piece(checkpoint: Checkpoint, n: int = 1, *, bars: int = 16, form=DEFAULT_FORM, style="bach",
                    mode: str = "major", density=None, steps: int = DEFAULT_STEPS, guidance_scale: float | None = None,
                    keep_bars: int = 2, variation_strength: float = VARIATION_STRENGTH,
-                   cadence_scale: float = CADENCE_SCALE, seed: int | None = 0, progress: bool = False) -> Piece:
+                   cadence_scale: float = CADENCE_SCALE, decoder: str | None = None, seed: int | None = 0,
+                   progress: bool = False) -> Piece:
     """``n`` pieces of ``bars`` bars in ``form`` (see the module docstring), in C ``mode``.
 
     style, mode, density, guidance_scale: labels and classifier-free guidance w, as in
@@ -204,7 +205,8 @@ def generate_piece(checkpoint: Checkpoint, n: int = 1, *, bars: int = 16, form=D
     correction and decoder); steps: DDIM steps per window; keep_bars: bars each continuation window
     keeps (1..3); variation_strength: SDEdit's strength for primed sections (0 = a repeat, 1 = new
     music); cadence_scale: the weight of ``guidance.cadence_penalty`` at every phrase end (0: none);
-    seed: window i uses seed + i. The music is the course's: tonic C (the models saw only C)."""
+    decoder: how the whole piece is read back, as in ``pipeline.decode`` (None: the checkpoint's
+    recommended decoder); seed: window i uses seed + i. The music is the course's: tonic C (the models saw only C)."""
     from tqdm.auto import tqdm
 
     start_time = time.perf_counter()
@@ -269,7 +271,7 @@ def generate_piece(checkpoint: Checkpoint, n: int = 1, *, bars: int = 16, form=D
         bar_progress.n = int(written.sum())
         bar_progress.refresh()
     bar_progress.close()
-    rolls = pipeline.decode(checkpoint, x)
+    rolls = pipeline.decode(checkpoint, x, decoder=decoder)
     return Piece(np.asarray(rolls), x, plan, 0, mode, windows, time.perf_counter() - start_time)
 
 
@@ -279,7 +281,7 @@ def _span(section: Section) -> tuple[int, int]:
 
 def independent_windows(checkpoint: Checkpoint, n: int = 1, *, bars: int = 16, style="bach", mode: str = "major",
                         density=None, steps: int = DEFAULT_STEPS, guidance_scale: float | None = None,
-                        seed: int | None = 0) -> np.ndarray:
+                        decoder: str | None = None, seed: int | None = 0) -> np.ndarray:
     """The naive baseline: ``bars / 4`` independent 4-bar samples laid end to end, no form, no seams
     fitted. Returns rolls (n, tracks, 2, pitches, bars * steps_per_bar)."""
     bars = inputs.check_number(bars, "bars", low=WINDOW_BARS, high=MAX_PIECE_BARS, integer=True)
@@ -287,6 +289,6 @@ def independent_windows(checkpoint: Checkpoint, n: int = 1, *, bars: int = 16, s
         raise inputs.InputError(f"independent windows need bars in whole windows of {WINDOW_BARS}, got {bars}")
     per_piece = bars // WINDOW_BARS
     rolls = pipeline.generate(checkpoint, n * per_piece, style=style, mode=mode, density=density, steps=steps,
-                              guidance_scale=guidance_scale, seed=seed)  # (n * per_piece, tracks, 2, P, 64)
+                              guidance_scale=guidance_scale, decoder=decoder, seed=seed)  # (n*per_piece, tracks, 2, P, 64)
     rolls = rolls.reshape(n, per_piece, *rolls.shape[1:])
     return np.concatenate(list(rolls.transpose(1, 0, 2, 3, 4, 5)), axis=-1)
