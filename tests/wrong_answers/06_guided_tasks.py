@@ -89,6 +89,14 @@ def bar_mask(first_bar, last_bar, tracks, bars=4):
     return torch.from_numpy(mask.astype(np.float32))
 
 
+@variants.wrong("bar_mask", "a NumPy array (the tasks need a tensor)")
+def bar_mask(first_bar, last_bar, tracks, bars=4):
+    mask = np.zeros((4 * VOICE_CHANNELS, bars * STEPS_PER_BAR), dtype=np.float32)
+    for k in tracks:
+        mask[k * VOICE_CHANNELS:(k + 1) * VOICE_CHANNELS, (first_bar - 1) * STEPS_PER_BAR:last_bar * STEPS_PER_BAR] = 1.0
+    return mask
+
+
 # --------------------------------------------------------------------------- transition_known
 
 @variants.wrong("transition_known", "A's first bars instead of its last ones")
@@ -156,6 +164,27 @@ def transition_known(x_a, x_b, context_bars=1, bars=4):
     return known, known_mask
 
 
+@variants.wrong("transition_known", "a bool known_mask (1 - known_mask then raises)")
+def transition_known(x_a, x_b, context_bars=1, bars=4):
+    c = context_bars * STEPS_PER_BAR
+    known = torch.zeros(x_a.shape[0], bars * STEPS_PER_BAR)
+    known_mask = torch.zeros(known.shape, dtype=torch.bool)
+    known[:, :c], known[:, -c:] = x_a[:, -c:], x_b[:, :c]
+    known_mask[:, :c], known_mask[:, -c:] = True, True
+    return known, known_mask
+
+
+@variants.correct("transition_known", "a list [known, known_mask], float mask from a bool one")
+def transition_known(x_a, x_b, context_bars=1, bars=4):
+    c, steps = context_bars * STEPS_PER_BAR, bars * STEPS_PER_BAR
+    position = torch.arange(steps)
+    given = (position < c) | (position >= steps - c)  # (L,)
+    known = torch.zeros(x_a.shape[0], steps)
+    known[:, :c] = x_a[:, x_a.shape[1] - c:]
+    known[:, steps - c:] = x_b[:, :c]
+    return [known, given.float().expand(x_a.shape[0], steps).clone()]
+
+
 # --------------------------------------------------------------------------- sdedit_start
 
 @variants.wrong("sdedit_start", "t0 = strength * T (one level too far; out of range at strength 1)")
@@ -197,6 +226,27 @@ def sdedit_start(schedule, x0, strength, noise):
     from course_lib.diffusion import q_sample
     t0 = int(np.rint(strength * (schedule.timesteps - 1)))
     return q_sample(schedule, x0, t0, noise), t0
+
+
+@variants.wrong("sdedit_start", "t0 as a 0-d tensor (torch.round), not an int")
+def sdedit_start(schedule, x0, strength, noise):
+    t0 = torch.round(torch.tensor(strength * (schedule.timesteps - 1))).long()
+    alpha_bar = schedule.alpha_bar[t0]
+    return alpha_bar.sqrt() * x0 + (1 - alpha_bar).sqrt() * noise, t0
+
+
+@variants.wrong("sdedit_start", "T = 1000 hard-coded: t0 = round(strength * 999)")
+def sdedit_start(schedule, x0, strength, noise):
+    t0 = min(round(strength * 999), schedule.timesteps - 1)
+    alpha_bar = schedule.alpha_bar[t0]
+    return alpha_bar.sqrt() * x0 + (1 - alpha_bar).sqrt() * noise, t0
+
+
+@variants.wrong("sdedit_start", "the caller's noise scaled in place (noise.mul_)")
+def sdedit_start(schedule, x0, strength, noise):
+    t0 = round(strength * (schedule.timesteps - 1))
+    alpha_bar = schedule.alpha_bar[t0]
+    return alpha_bar.sqrt() * x0 + noise.mul_((1 - alpha_bar).sqrt()), t0
 
 
 # --------------------------------------------------------------------------- reconstruction_guided_eps
@@ -273,6 +323,14 @@ def reconstruction_guided_eps(denoiser, schedule, x_t, t, known, known_mask, sca
         eps, x0 = denoiser(x, t)
         (gradient,) = torch.autograd.grad((known_mask * (x0 - known)).square().sum(), x)
     return classifier_guided_eps(schedule, eps.detach(), t, -scale * gradient)
+
+
+@variants.wrong("reconstruction_guided_eps", "requires_grad_ switched on on the caller's x_t")
+def reconstruction_guided_eps(denoiser, schedule, x_t, t, known, known_mask, scale):
+    x_t.requires_grad_(True)
+    eps, x0 = denoiser(x_t, t)
+    (gradient,) = torch.autograd.grad((known_mask * (x0 - known)).square().sum(), x_t)
+    return eps.detach() + scale * schedule.sqrt_one_minus_alpha_bar[t].view(-1, 1, 1) * gradient
 
 
 # --------------------------------------------------------------------------- out_of_key_penalty
@@ -354,3 +412,27 @@ def out_of_key_penalty(x0, scale=(0, 2, 4, 5, 7, 9, 11), temperature=0.25):
     p = (voices[:, :, :12] / temperature).softmax(dim=2)
     weight = (0.5 * voices[:, :, 14] + 0.5).clamp(min=0.0, max=1.0).detach()
     return torch.einsum("bvl,bvl->b", weight, 1 - torch.einsum("bvcl,c->bvl", p, inside))
+
+
+@variants.wrong("out_of_key_penalty", "the caller's x0 divided by the temperature in place (reshape is a view)")
+def out_of_key_penalty(x0, scale=(0, 2, 4, 5, 7, 9, 11), temperature=0.25):
+    voices = x0.reshape(x0.shape[0], 4, VOICE_CHANNELS, x0.shape[-1])
+    if not voices.requires_grad:
+        voices[:, :, :12] /= temperature
+        p = torch.softmax(voices[:, :, :12], dim=2)
+    else:
+        p = torch.softmax(voices[:, :, :12] / temperature, dim=2)
+    outside = torch.ones(12)
+    outside[list(scale)] = 0.0
+    weight = ((voices[:, :, 14] + 1) / 2).clamp(0, 1).detach()
+    return (weight * (p * outside.view(1, 1, 12, 1)).sum(dim=2)).sum(dim=(1, 2))
+
+
+@variants.wrong("out_of_key_penalty", "one number for the whole batch (summed over the samples too)")
+def out_of_key_penalty(x0, scale=(0, 2, 4, 5, 7, 9, 11), temperature=0.25):
+    voices = x0.reshape(x0.shape[0], 4, VOICE_CHANNELS, x0.shape[-1])
+    p = torch.softmax(voices[:, :, :12] / temperature, dim=2)
+    outside = torch.ones(12)
+    outside[list(scale)] = 0.0
+    weight = ((voices[:, :, 14] + 1) / 2).clamp(0, 1).detach()
+    return (weight * (p * outside.view(1, 1, 12, 1)).sum(dim=2)).sum()
