@@ -323,6 +323,9 @@ def synthesize(midi: pretty_midi.PrettyMIDI, sample_rate: int = 22050, backend: 
     """The raw waveform of ``midi``: no normalisation, no fixed length (its notes' releases included).
     What ``render`` finishes; pieces played one after another (the live soundtrack's bars) use it
     so that every piece keeps the same loudness scale."""
+    if not isinstance(midi, pretty_midi.PrettyMIDI):
+        raise ValueError(f"synthesize takes a pretty_midi.PrettyMIDI, got {type(midi).__name__}; for a file use "
+                         "music.load_midi(path) first, for a roll audio.render(roll, spec)")
     info = backend_info(backend, soundfont)
     if info.name == "fluidsynth":
         return _render_fluidsynth(midi, _check_sample_rate(sample_rate), info.soundfont)
@@ -392,6 +395,8 @@ def write_wav(path, piece, spec: music.RollSpec | None = None, *, tempo: float |
     waveform, _ = _waveform_and_caption(piece, spec, tempo, sample_rate, backend, soundfont)
     pcm = np.round(np.clip(waveform, -1.0, 1.0) * 32767).astype("<i2")  # little-endian, as WAV wants
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; give a file name for the WAV, e.g. {path / 'music.wav'}")
     with wave.open(str(path), "wb") as f:
         f.setnchannels(1)
         f.setsampwidth(2)
@@ -403,6 +408,11 @@ def write_wav(path, piece, spec: music.RollSpec | None = None, *, tempo: float |
 def benchmark(seconds: float = 30.0, tempo: float = DEFAULT_TEMPO, repeats: int = 3, seed: int = 0) -> dict:
     """Best render time (s) of ``seconds`` of four-voice music, per available backend, for
     a chorale-like roll (quarter and eighth notes) and a roll decoded from noise (~50% on)."""
+    if not (isinstance(seconds, (int, float)) and 0 < seconds <= 600):
+        raise ValueError(f"seconds must be a number in 0 < seconds <= 600 (ten minutes of music), got {seconds!r}")
+    if not (isinstance(repeats, int) and 1 <= repeats <= 100):
+        raise ValueError(f"repeats must be a whole number 1..100, got {repeats!r}")
+    _check_tempo(tempo)
     rng = np.random.default_rng(seed)
     spec = music.CHORALE
     bars = int(np.ceil(seconds * tempo / 60 / spec.beats_per_bar))

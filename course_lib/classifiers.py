@@ -43,8 +43,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import ASSETS, data, diffusion, encoding as encodings, inputs, models, schedules
-from .train import (SIZE_LIMITS, CheckpointError, CheckpointNotFoundError, check_sizes, read_checkpoint_file,
-                    rebuild_part)
+from .train import (SIZE_LIMITS, CheckpointError, CheckpointNotFoundError, check_sizes, check_training_numbers,
+                    read_checkpoint_file, rebuild_part)
 
 FORMAT, VERSION = "diffusion-soundtracks-classifier", 1
 CLASSES = {"style": data.STYLES, "mode": ("major", "minor")}  # head name -> class names (index = label)
@@ -171,6 +171,9 @@ class ClassifierTrainConfig:
     valid_every: int = 500
     seed: int = 0
     threads: int = 1
+
+    def __post_init__(self):
+        check_training_numbers(self, "ClassifierTrainConfig")
 
 
 def _as_tensors(dataset) -> tuple[torch.Tensor, dict]:
@@ -371,6 +374,7 @@ def steer(classifier_checkpoint: ClassifierCheckpoint, scale: float, **targets) 
     """
     from .guidance import classifier_gradient
 
+    inputs.check_number(scale, "classifier guidance scale", low=0.0)  # NaN would give silence
     require_noisy(classifier_checkpoint)
     classifier = classifier_checkpoint.classifier.eval()
     if not targets:

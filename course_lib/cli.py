@@ -22,6 +22,7 @@ LEARNING_RATE = float_in(0.0, 1.0, low_inclusive=False)
 CHECKPOINT_HELP = "denoiser checkpoint file (default: the bundled assets/checkpoints/soundtracks.pt)"
 SEED_HELP = "random seed, a whole number >= 0 (default 0): the same seed gives the same music"
 QUIET_HELP = "no progress bars"
+C2ST_MIN_SAMPLES = 10  # realism.two_sample_test: 2 x its 5 folds
 FORCE_HELP = "overwrite output files that exist already (default: refuse, so nothing is lost)"
 
 
@@ -105,6 +106,8 @@ def cmd_train(args) -> None:
     from . import data, devices, encoding as encodings, models, schedules, train as training
     _threads(args.threads)
     _check_checkpoint_out(args)
+    if args.cache_dir is not None and Path(args.cache_dir).exists() and not Path(args.cache_dir).is_dir():
+        raise inputs.InputError(f"--cache-dir {args.cache_dir} is a file, not a folder; give the folder of the corpus caches")
     if args.style_weights and not sum(args.style_weights) > 0:
         raise inputs.InputError(f"--style-weights {args.style_weights}: give at least one weight > 0")
     device = devices.start_processes(devices.pick_device(args.device))  # under torchrun: join the others
@@ -375,12 +378,17 @@ def cmd_evaluate(args) -> None:
     _threads(args.threads)
     if args.json:  # checked before minutes of sampling; a JSON report may be replaced
         inputs.check_output_file(args.json, "--json", force=True)
+    if args.card and not args.checkpoint:  # bundled assets are never a default output
+        raise inputs.InputError("--card writes into the checkpoint it evaluates; name it with --checkpoint FILE "
+                                "(the bundled model is not rewritten by default)")
     paths = args.checkpoint or [pipeline.DEFAULT_CHECKPOINT]
     ckpts = {Path(p).stem: pipeline.load(p, device=args.device) for p in paths}
     first = next(iter(ckpts.values()))
     reference, pieces, test = _real_windows(args.corpus, "test")
     ref_modes = [l["mode"] for l in test.labels]
     four_voices = first.spec.n_tracks == 4 and args.corpus == "bach"
+    if four_voices and args.n < C2ST_MIN_SAMPLES:  # refused now, not after minutes of sampling
+        raise inputs.InputError(f"--n {args.n}: the two-sample test of four-voice samples needs --n >= {C2ST_MIN_SAMPLES}")
     columns, settings, telltales = {}, {}, {}
     modes = [i % 2 for i in range(args.n)]  # half major, half minor
     for name, ckpt in ckpts.items():
@@ -451,7 +459,8 @@ def _write_card(path: Path, columns: dict, name: str, args, *, sampling: dict, b
     meta["card"]["quality_bar"] = passed
     meta["card"]["sampling"] = sampling
     blob["meta"] = json.dumps(meta)
-    torch.save(blob, path)
+    with inputs.atomic_paths([path]) as (temp,):  # a run killed while saving leaves the checkpoint intact
+        torch.save(blob, temp)
     card, train_cfg, model_cfg = meta["card"], meta.get("train") or {}, meta["model"]
     history = card.get("history", [])
     lines = [f"# Model card: `{path.name}`", "",

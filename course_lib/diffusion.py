@@ -297,6 +297,8 @@ def _sample(model, schedule, shape, labels, timesteps, step_fn, *, guidance_scal
     step_fn(x_t, t, t_prev, prediction) -> StepOutput makes one DDPM or DDIM step."""
     device = next(model.parameters(), torch.empty(0)).device
     inputs.check_number(guidance_scale, "guidance_scale", low=0.0)  # NaN would silently give silence
+    if len(shape) < 2 or any(isinstance(size, bool) or not hasattr(size, "__index__") or size < 1 for size in shape):
+        raise inputs.InputError(f"shape must be (batch, channels, ...) of whole numbers >= 1, got {tuple(shape)}")
     batch = shape[0]
     x = randn(shape, generator, device) if x_T is None else x_T.to(device)
     if tuple(x.shape) != tuple(shape):

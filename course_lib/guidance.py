@@ -254,6 +254,8 @@ def key_penalty(encoding, pitch_classes: Sequence[int] = C_MAJOR, temperature: f
     The 12 pitch-class channels of a voice (±1 one-hot in clean data) become a soft distribution
     by a softmax at temperature τ; its mass outside ``pitch_classes`` is the expected share of
     that cell's note that is out of key, weighted by w, how much the voice sounds there."""
+    if not all(not isinstance(pc, bool) and hasattr(pc, "__index__") and 0 <= pc < 12 for pc in pitch_classes):
+        raise ValueError(f"pitch_classes must be whole numbers 0..11 (0 = C), got {list(pitch_classes)}")
     outside = torch.ones(12)
     outside[list(pitch_classes)] = 0.0  # 1 on the pitch classes to avoid
     if not 0 < outside.sum() < 12:

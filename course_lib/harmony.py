@@ -162,6 +162,8 @@ def fit_octave(pitches, low: int, high: int) -> int:
     pitches = np.asarray(pitches, dtype=int).reshape(-1)
     if pitches.size == 0:
         raise ValueError("a melody needs at least one note")
+    if not 0 <= low <= high <= 127:
+        raise ValueError(f"the range must satisfy 0 <= low <= high <= 127 (MIDI pitches), got {low}..{high}")
     shifts = sorted(range(-4 * OCTAVE, 5 * OCTAVE, OCTAVE), key=lambda s: (abs(s), s))
     return max(shifts, key=lambda s: (int(((pitches + s >= low) & (pitches + s <= high)).sum()), -abs(s), -s))
 
@@ -228,6 +230,8 @@ def regenerate_tracks(checkpoint, roll, tracks: Sequence[int], n: int | None = N
     """
     encoding, spec = checkpoint.encoding, checkpoint.spec
     rolls = _as_batch(roll, spec, n)
+    if not all(isinstance(k, (int, np.integer)) and 0 <= k < spec.n_tracks for k in tracks):
+        raise ValueError(f"tracks must be indices 0..{spec.n_tracks - 1} of {spec.tracks}, got {list(tracks)}")
     keep = [k for k in range(spec.n_tracks) if k not in set(tracks)]
     if not keep:
         raise ValueError("every track would be regenerated: nothing is known, use pipeline.generate instead")

@@ -158,6 +158,10 @@ def histogram_overlap(p, q) -> float:
 def kl_divergence(p, q, smoothing: float = KL_SMOOTHING) -> float:
     """KL(p || q) = sum_k p_k log2(p_k / q_k) in bits, after adding ``smoothing`` to every
     probability and renormalising, so a pitch class q never uses costs a finite amount."""
+    if not (np.shape(p) == np.shape(q) and 0.0 < smoothing < 1.0 and np.all(np.asarray(p) >= 0)
+            and np.all(np.asarray(q) >= 0)):
+        raise ValueError(f"kl_divergence needs two histograms of the same shape with counts >= 0 and "
+                         f"0 < smoothing < 1, got shapes {np.shape(p)}, {np.shape(q)} and smoothing {smoothing!r}")
     p = (np.asarray(p, float) + smoothing) / (np.sum(p) + smoothing * np.size(p))
     q = (np.asarray(q, float) + smoothing) / (np.sum(q) + smoothing * np.size(q))
     return float(np.sum(p * np.log2(p / q)))

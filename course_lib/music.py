@@ -65,6 +65,8 @@ class RollSpec:
             raise ValueError("RollSpec needs at least one track name")
         if not 0 <= self.low < self.high <= 128:
             raise ValueError(f"pitch range must satisfy 0 <= low < high <= 128, got {self.low}..{self.high}")
+        inputs.check_number(self.steps_per_beat, "RollSpec.steps_per_beat", low=1, high=96, integer=True)
+        inputs.check_number(self.beats_per_bar, "RollSpec.beats_per_bar", low=1, high=32, integer=True)
 
     @property
     def n_tracks(self) -> int:
@@ -358,6 +360,9 @@ def roll_to_midi(roll: np.ndarray, spec: RollSpec = CHORALE, tempo: float = 90.0
                          f"pitches={spec.n_pitches}, steps) for this RollSpec")
     if not MIN_TEMPO <= tempo <= MAX_TEMPO:
         raise ValueError(f"tempo {tempo} BPM is outside {MIN_TEMPO:.0f}..{MAX_TEMPO:.0f}")
+    if roll.dtype != bool and not np.all(np.isfinite(roll)):
+        raise ValueError("the roll holds NaN or infinite values (a diverged sampler?); check the model output first")
+    inputs.check_number(velocity, "velocity", low=1, high=127, integer=True)
     programs = {**GM_PROGRAMS, **(programs or {})}
     midi = pretty_midi.PrettyMIDI(initial_tempo=float(tempo))
     midi.time_signature_changes.append(pretty_midi.TimeSignature(spec.beats_per_bar, 4, 0.0))

@@ -156,7 +156,9 @@ def generate(checkpoint: Checkpoint, n: int = 1, *, style="bach", mode=None, den
         raise ValueError(f"sampler must be 'ddim' or 'ddpm', not {sampler!r}")
     inputs.check_number(n, "n (samples)", low=1, high=MAX_SAMPLES, integer=True)
     inputs.check_number(bars, "bars", low=1, high=MAX_BARS, integer=True)
-    generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    if seed is not None:
+        inputs.check_number(seed, "seed", low=0, high=2 ** 63 - 1, integer=True)
+    generator = torch.Generator().manual_seed(int(seed)) if seed is not None else None
     labels = make_labels(n, style=style, mode=mode, density=density, styles=getattr(checkpoint, "styles", None))
     shape = (n, *checkpoint.encoding.shape(bars))
     if x0_fn is None:
@@ -173,12 +175,17 @@ def generate(checkpoint: Checkpoint, n: int = 1, *, style="bach", mode=None, den
 
 def noise_rolls(checkpoint: Checkpoint, n: int, seed: int = 0, bars: int = 4) -> np.ndarray:
     """Pure Gaussian noise decoded to rolls: the floor every metric is compared with."""
+    inputs.check_number(n, "n (samples)", low=1, high=100_000, integer=True)
+    inputs.check_number(bars, "bars", low=1, high=MAX_BARS, integer=True)
+    inputs.check_number(seed, "seed", low=0, high=2 ** 63 - 1, integer=True)
     generator = torch.Generator().manual_seed(seed)
     return checkpoint.encoding.decode(torch.randn((n, *checkpoint.encoding.shape(bars)), generator=generator))
 
 
 def duration_seconds(steps: int, spec: music.RollSpec, tempo: float = DEFAULT_TEMPO) -> float:
     """How long ``steps`` 16th notes play at ``tempo`` quarter-note beats per minute."""
+    inputs.check_number(steps, "steps (16th notes)", low=0)
+    inputs.check_number(tempo, "tempo (BPM)", low=music.MIN_TEMPO, high=music.MAX_TEMPO)
     return steps / spec.steps_per_beat * 60.0 / tempo
 
 
@@ -200,6 +207,9 @@ def write_outputs(rolls, out_dir, spec: music.RollSpec, *, stem: str = "sample",
     stem = inputs.check_plain_name(stem, "stem")
     rolls = np.asarray(rolls)
     rolls = rolls[None] if rolls.ndim == 4 else rolls
+    if rolls.ndim != 5 or len(rolls) == 0:
+        raise inputs.InputError(f"write_outputs takes one roll (tracks, 2, pitches, steps) or a non-empty batch of "
+                                f"them, got shape {rolls.shape}")
     paths = output_paths(out_dir, len(rolls), stem)
     inputs.check_output_dir(out_dir)
     inputs.check_new_files(paths, force=overwrite)

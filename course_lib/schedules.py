@@ -37,6 +37,18 @@ import torch
 
 SCHEDULE_KINDS = ("linear", "cosine", "sigmoid")
 MAX_BETA = 0.999  # clip: β_t = 1 would erase the signal in one step and make ᾱ exactly 0
+MAX_TIMESTEPS = 100_000  # far beyond any model here (T = 1000); 1e9 would take minutes and GBs to build
+
+
+def _check(ok: bool, message: str) -> None:
+    """The β functions' argument checks (a ValueError saying what is allowed)."""
+    if not ok:
+        raise ValueError(message)
+
+
+def _check_timesteps(timesteps) -> None:
+    _check(not isinstance(timesteps, bool) and hasattr(timesteps, "__index__") and 1 <= timesteps <= MAX_TIMESTEPS,
+           f"timesteps must be a whole number 1..{MAX_TIMESTEPS} (e.g. 1000), got {timesteps!r}")
 
 
 # --------------------------------------------------------------------------- the three β schedules
@@ -44,6 +56,9 @@ MAX_BETA = 0.999  # clip: β_t = 1 would erase the signal in one step and make �
 
 def linear_betas(timesteps: int, beta_start: float = 1e-4, beta_end: float = 0.02) -> torch.Tensor:
     """β_t linear in t (Ho et al. 2020), scaled by 1000/T so any T adds as much noise as T=1000."""
+    _check_timesteps(timesteps)
+    _check(0.0 < beta_start <= beta_end < 1.0, f"linear betas need 0 < beta_start <= beta_end < 1, got "
+           f"beta_start={beta_start!r}, beta_end={beta_end!r} (Ho et al.: 1e-4 and 0.02)")
     scale = 1000.0 / timesteps
     return torch.linspace(scale * beta_start, min(scale * beta_end, MAX_BETA), timesteps,
                           dtype=torch.float64)
@@ -59,6 +74,8 @@ def cosine_betas(timesteps: int, s: float = 0.008) -> torch.Tensor:
 
     The small offset s keeps β near τ = 0 from being too small to learn from.
     """
+    _check_timesteps(timesteps)
+    _check(0.0 <= s <= 1.0, f"the cosine offset s must lie in 0..1 (Nichol & Dhariwal: 0.008), got {s!r}")
     tau = torch.linspace(0.0, 1.0, timesteps + 1, dtype=torch.float64)
     f = torch.cos((tau + s) / (1 + s) * math.pi / 2) ** 2
     return _betas_from_alpha_bar(f / f[0])
@@ -69,6 +86,9 @@ def sigmoid_betas(timesteps: int, start: float = -3.0, end: float = 3.0, tau: fl
 
     Jabri et al. 2022, Fig. 8; a larger ``tau`` flattens the curve (more steps at high noise).
     """
+    _check_timesteps(timesteps)
+    _check(-100.0 <= start < end <= 100.0 and 0.0 < tau <= 100.0,
+           f"sigmoid betas need -100 <= start < end <= 100 and 0 < tau <= 100, got start={start!r}, end={end!r}, tau={tau!r}")
     t = torch.linspace(0.0, 1.0, timesteps + 1, dtype=torch.float64)
     v_start = torch.sigmoid(torch.tensor(start / tau, dtype=torch.float64))
     v_end = torch.sigmoid(torch.tensor(end / tau, dtype=torch.float64))
@@ -187,8 +207,8 @@ def make_schedule(kind: str = "cosine", timesteps: int = 1000, **options) -> Noi
         steps = operator.index(timesteps)  # accepts Python and NumPy integers, not 1000.0
     except TypeError:
         steps = 0
-    if steps < 2:
-        raise ValueError(f"timesteps must be an integer >= 2 (e.g. 1000), got {timesteps!r}")
+    if not 2 <= steps <= MAX_TIMESTEPS:
+        raise ValueError(f"timesteps must be an integer >= 2 and <= {MAX_TIMESTEPS} (e.g. 1000), got {timesteps!r}")
     timesteps = steps
     try:
         betas = _BETA_FUNCTIONS[kind](timesteps, **options)

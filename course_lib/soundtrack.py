@@ -41,7 +41,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from . import data, diffusion, guidance, music, pipeline
+from . import data, diffusion, guidance, inputs, music, pipeline
 from .metrics import format_rows  # noqa: F401 (the tables below are printed with it)
 
 LABEL_KEYS = ("style", "mode", "density")  # what the model is conditioned on
@@ -166,7 +166,12 @@ def expand_timeline(timeline, states: dict) -> list[str]:
 
 def bar_start_seconds(tempos, beats_per_bar: int = 4) -> np.ndarray:
     """(bars,) tempos in BPM -> (bars + 1,) the second at which each bar starts, then the end."""
-    seconds = beats_per_bar * 60.0 / np.asarray(tempos, dtype=float)  # each bar's length
+    tempos = np.asarray(tempos, dtype=float)
+    if tempos.ndim != 1 or not np.all((tempos >= music.MIN_TEMPO) & (tempos <= music.MAX_TEMPO)):
+        raise inputs.InputError(f"tempos must be one BPM per bar, each in {music.MIN_TEMPO:.0f}..{music.MAX_TEMPO:.0f}, "
+                                f"got {tempos.tolist()[:8]}")
+    inputs.check_number(beats_per_bar, "beats_per_bar", low=1, high=32, integer=True)
+    seconds = beats_per_bar * 60.0 / tempos  # each bar's length
     return np.concatenate([[0.0], np.cumsum(seconds)])
 
 
@@ -404,6 +409,12 @@ class SoundtrackEngine:
                  budget: float = BUDGET, sampler: Sampler | None = None, clock: Callable = time.perf_counter,
                  section_bars: int = SECTION_BARS, variation_strength: float | None = None,
                  cadence_scale: float | None = None):
+        schedule = getattr(checkpoint, "schedule", None)
+        inputs.check_number(window_bars, "window_bars", low=2, high=pipeline.MAX_BARS, integer=True)
+        inputs.check_number(steps, "steps", low=1, high=getattr(schedule, "timesteps", None), integer=True)
+        inputs.check_number(guidance_scale, "guidance_scale", low=0.0)
+        inputs.check_number(seed, "seed", low=0, integer=True)
+        inputs.check_number(budget, "budget", low=0.0, low_inclusive=False)
         if not 0 < keep_bars < window_bars:
             raise ValueError(f"keep_bars must be 1 .. window_bars - 1 = {window_bars - 1}, got {keep_bars}")
         if not 0 <= transition_bars < window_bars - keep_bars:

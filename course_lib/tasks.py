@@ -32,7 +32,7 @@ from typing import Callable, NamedTuple, Sequence
 import numpy as np
 import torch
 
-from . import data, diffusion, guidance, music, pipeline
+from . import data, diffusion, guidance, inputs, music, pipeline
 from .train import Checkpoint
 
 WINDOW_BARS = 4  # the bundled model was trained on 4-bar windows
@@ -311,6 +311,7 @@ def load_roll(source, spec: music.RollSpec = music.CHORALE, *, min_bars: int = 1
     one pitched part is read as a melody (``music.MELODY``) and goes into the first track (the
     soprano). Raises ``music.MidiError`` (a ValueError) with what to do for anything else: an
     empty, damaged or drums-only file, a meter other than 4/4, fewer than ``min_bars`` bars."""
+    inputs.check_number(min_bars, "min_bars", low=1, high=pipeline.MAX_BARS, integer=True)
     midi = music.load_midi(source)  # checks notes, drums, tempo and meter
     pitched = [inst for inst in midi.instruments if not inst.is_drum and inst.notes]
     if len(pitched) == 1 and spec.n_tracks > 1:
@@ -329,6 +330,7 @@ def load_roll(source, spec: music.RollSpec = music.CHORALE, *, min_bars: int = 1
 
 def shift_roll(roll, semitones: int, spec: music.RollSpec) -> np.ndarray:
     """Transpose by ``semitones``, moving any note that would leave the range by octaves into it."""
+    semitones = inputs.check_number(semitones, "semitones", low=-127, high=127, integer=True)
     notes = music.roll_to_notes(roll, spec)
     notes[:, 1] += semitones
     notes[:, 1] = np.where(notes[:, 1] < spec.low, notes[:, 1] + 12 * -((notes[:, 1] - spec.low) // 12), notes[:, 1])

@@ -49,9 +49,35 @@ class TrainConfig:
     seed: int = 0
     threads: int = 2
 
+    def __post_init__(self):
+        """Every field in its range (``inputs.InputError`` naming it), before a step runs."""
+        check_training_numbers(self, "TrainConfig", fractions=("ema_decay", "label_dropout", "label_dropout_each"))
+        check = inputs.check_number
+        check(self.warmup, "TrainConfig.warmup", low=0, integer=True)
+        check(self.grad_clip, "TrainConfig.grad_clip", low=0.0, low_inclusive=False)
+        if self.style_weights is not None:
+            for weight in self.style_weights:
+                check(weight, "TrainConfig.style_weights", low=0.0)
+            if not sum(self.style_weights) > 0:
+                raise inputs.InputError(f"TrainConfig.style_weights {self.style_weights}: give at least one weight > 0")
+
+
+def check_training_numbers(config, name: str, fractions=()) -> None:
+    """The fields every training config shares (steps, batch_size, valid_every, threads >= 1; seed;
+    0 < lr <= 1; weight_decay >= 0), and ``fractions`` in 0..1. Shared with ClassifierTrainConfig."""
+    check = inputs.check_number
+    for field_name in ("steps", "batch_size", "valid_every", "threads"):
+        check(getattr(config, field_name), f"{name}.{field_name}", low=1, high=inputs.MAX_INT, integer=True)
+    check(config.seed, f"{name}.seed", low=0, high=2 ** 32 - 1, integer=True)
+    check(config.lr, f"{name}.lr", low=0.0, high=1.0, low_inclusive=False)
+    check(config.weight_decay, f"{name}.weight_decay", low=0.0)
+    for field_name in fractions:
+        check(getattr(config, field_name), f"{name}.{field_name}", low=0.0, high=1.0)
+
 
 def seed_everything(seed: int) -> torch.Generator:
     """Seed Python, NumPy and torch; returns a torch.Generator seeded the same way."""
+    seed = inputs.check_number(seed, "seed", low=0, high=2 ** 32 - 1, integer=True)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -68,6 +94,7 @@ def stack_dataset(dataset) -> tuple[torch.Tensor, dict]:
 
 @torch.no_grad()
 def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    inputs.check_number(decay, "decay", low=0.0, high=1.0)
     for e, p in zip(ema.parameters(), model.parameters()):
         e.lerp_(p, 1.0 - decay)
     for e, b in zip(ema.buffers(), model.buffers()):

@@ -17,6 +17,8 @@ Conventions of a roll plot (``plot_roll``):
 """
 from __future__ import annotations
 
+import os
+
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.collections import LineCollection, PolyCollection
@@ -183,6 +185,8 @@ def plot_rolls(rolls, titles=None, spec: music.RollSpec = music.CHORALE, *, ncol
     rolls = [_as_array(r) for r in rolls]
     if not rolls:
         raise ValueError("plot_rolls needs at least one roll")
+    if isinstance(ncols, bool) or not hasattr(ncols, "__index__") or ncols < 1:
+        raise ValueError(f"ncols must be a whole number >= 1, got {ncols!r}")
     for r in rolls:
         _check_roll(r, spec)
     if len({r.shape for r in rolls}) > 1:
@@ -251,6 +255,8 @@ def save_roll_png(path, roll, spec: music.RollSpec = music.CHORALE, title: str |
     """
     roll = _as_array(roll)
     _check_roll(roll, spec)
+    if os.path.isdir(path):
+        raise ValueError(f"{path} is a folder; give a file name for the PNG, e.g. {os.path.join(path, 'roll.png')}")
     fig = Figure(figsize=(min(16.0, 4.0 + roll.shape[-1] / 10), 4.5), layout="constrained")
     plot_roll(roll, spec, fig.subplots(), title=title, **kwargs)
     fig.savefig(path, dpi=dpi)

@@ -45,7 +45,7 @@ def test_bad_condition_is_explained(tmp_path, capsys):
 
 
 def test_evaluate_prints_the_table_with_ceiling_and_floor(tmp_path, capsys):
-    assert cli.main(["evaluate", "--n", "8", "--steps", "4", "--threads", "1"]) == 0
+    assert cli.main(["evaluate", "--n", "10", "--steps", "4", "--threads", "1"]) == 0
     out = capsys.readouterr().out
     for words in ("real test (ceiling)", "noise (floor)", "consonant sonorities", "mode accuracy", "quality bar"):
         assert words in out

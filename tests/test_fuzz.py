@@ -21,8 +21,8 @@ import pretty_midi
 import pytest
 import torch
 
-from course_lib import ASSETS, classifiers, cli, diffusion, encoding, inputs, models, music, pipeline, schedules
-from course_lib import soundtrack, train
+from course_lib import ASSETS, audio, classifiers, cli, diffusion, encoding, guidance, harmony, inputs, metrics, models
+from course_lib import music, pipeline, schedules, soundtrack, tasks, train, viz
 
 torch.set_num_threads(1)
 SEED = 18
@@ -381,6 +381,57 @@ LIBRARY = {
     "RollSpec": lambda c: music.RollSpec(low=50, high=40),
     "schedule": lambda c: schedules.make_schedule("cosine", 0),
     "ddim timesteps": lambda c: diffusion.ddim_timesteps(10, 20),
+    # arguments of the rest of the public API (each once returned nonsense or failed inside torch/numpy)
+    "generate seed -1": lambda c: pipeline.generate(c, 1, steps=2, seed=-1),
+    "generate seed 2.5": lambda c: pipeline.generate(c, 1, steps=2, seed=2.5),
+    "noise_rolls n 0": lambda c: pipeline.noise_rolls(c, 0),
+    "noise_rolls bars 0": lambda c: pipeline.noise_rolls(c, 1, bars=0),
+    "duration tempo 0": lambda c: pipeline.duration_seconds(64, c.spec, 0),
+    "write no rolls": lambda c: pipeline.write_outputs(np.zeros((0, 4, 2, 48, 64), bool), "unused-out", c.spec),
+    "continuation n 0": lambda c: tasks.continuation(c, np.zeros((4, 2, 48, 64), bool), 0, steps=2),
+    "tasks.sample n 0": lambda c: tasks.sample(c, 0, steps=2),
+    "ddim_sample batch 0": lambda c: diffusion.ddim_sample(c.model, c.schedule, (0, *c.encoding.shape()), steps=2),
+    "load_roll min_bars 0": lambda c: tasks.load_roll(GOOD, min_bars=0),
+    "shift_roll 1e9": lambda c: tasks.shift_roll(np.zeros((4, 2, 48, 16), bool), 10 ** 9, music.CHORALE),
+    "shift_roll 2.5": lambda c: tasks.shift_roll(np.zeros((4, 2, 48, 16), bool), 2.5, music.CHORALE),
+    "engine steps 0": lambda c: soundtrack.SoundtrackEngine(c, steps=0),
+    "engine steps > T": lambda c: soundtrack.SoundtrackEngine(c, steps=21),
+    "engine guidance nan": lambda c: soundtrack.SoundtrackEngine(c, steps=2, guidance_scale=float("nan")),
+    "bar starts tempo 0": lambda c: soundtrack.bar_start_seconds([0.0]),
+    "bar starts tempo nan": lambda c: soundtrack.bar_start_seconds([90.0, float("nan")]),
+    "synthesize a path": lambda c: audio.synthesize("x.mid"),
+    "write_wav a folder": lambda c: audio.write_wav(".", np.zeros((4, 2, 48, 16), bool), music.CHORALE),
+    "audio benchmark 1e9 s": lambda c: audio.benchmark(seconds=1e9),
+    "audio benchmark 0 s": lambda c: audio.benchmark(seconds=0),
+    "plot_rolls ncols 0": lambda c: viz.plot_rolls([np.zeros((4, 2, 48, 16), bool)], ncols=0),
+    "save_roll_png a folder": lambda c: viz.save_roll_png(".", np.zeros((4, 2, 48, 16), bool)),
+    "kl smoothing -1": lambda c: metrics.kl_divergence(np.ones(12), np.ones(12), smoothing=-1),
+    "kl shapes": lambda c: metrics.kl_divergence(np.ones(12), np.ones(5)),
+    "linear_betas 0": lambda c: schedules.linear_betas(0),
+    "linear_betas start > end": lambda c: schedules.linear_betas(10, 0.5, 0.1),
+    "linear_betas end 2": lambda c: schedules.linear_betas(10, 0.1, 2.0),
+    "cosine s nan": lambda c: schedules.cosine_betas(10, s=float("nan")),
+    "sigmoid tau 0": lambda c: schedules.sigmoid_betas(10, tau=0.0),
+    "schedule T 1e9": lambda c: schedules.make_schedule("cosine", 10 ** 9),
+    "key_penalty pitch class 13": lambda c: guidance.key_penalty(c.encoding, pitch_classes=[13]),
+    "TrainConfig steps 0": lambda c: train.TrainConfig(steps=0),
+    "TrainConfig lr nan": lambda c: train.TrainConfig(lr=float("nan")),
+    "TrainConfig batch 0": lambda c: train.TrainConfig(batch_size=0),
+    "TrainConfig ema 2": lambda c: train.TrainConfig(ema_decay=2.0),
+    "TrainConfig dropout 2": lambda c: train.TrainConfig(label_dropout=2.0),
+    "TrainConfig threads 0": lambda c: train.TrainConfig(threads=0),
+    "TrainConfig style weights -1": lambda c: train.TrainConfig(style_weights=(-1.0, 1.0)),
+    "TrainConfig style weights 0 0": lambda c: train.TrainConfig(style_weights=(0.0, 0.0)),
+    "ClassifierTrainConfig steps 0": lambda c: classifiers.ClassifierTrainConfig(steps=0),
+    "ClassifierTrainConfig lr -1": lambda c: classifiers.ClassifierTrainConfig(lr=-1.0),
+    "update_ema decay 2": lambda c: train.update_ema(c.model, c.model, 2.0),
+    "seed_everything -1": lambda c: train.seed_everything(-1),
+    "seed_everything nan": lambda c: train.seed_everything(float("nan")),
+    "RollSpec steps_per_beat 0": lambda c: music.RollSpec(steps_per_beat=0),
+    "roll_to_midi NaN roll": lambda c: music.roll_to_midi(np.full((4, 2, 48, 16), np.nan)),
+    "roll_to_midi velocity 200": lambda c: music.roll_to_midi(np.zeros((4, 2, 48, 16), bool), velocity=200),
+    "regenerate track 9": lambda c: harmony.regenerate_tracks(c, np.zeros((4, 2, 48, 64), bool), [9], steps=2),
+    "fit_octave low > high": lambda c: harmony.fit_octave([60], 70, 50),
 }
 
 
@@ -409,6 +460,12 @@ def _cli_cases(tmp: Path, ckpt: Path):
     mapping_dir = tmp / "mapping"
     mapping_dir.mkdir()
     (tmp / "binary.json").write_bytes(b"\xff\xfe\x00junk")
+    os.mkfifo(tmp / "fifo.mid")
+    os.mkfifo(tmp / "fifo.json")
+    mappings = {"number": {"a": 5}, "list": [1, 2], "empty": {}, "style": {"a": {"style": "jazz"}},
+                "tempo text": {"a": {"tempo": "fast"}}, "density 5": {"a": {"density": 5}}, "unknown": {"a": {"wat": 1}}}
+    for name, mapping in mappings.items():
+        (tmp / f"{name}.json").write_text(json.dumps(mapping))
     out = tmp / "out"
     gen = ["generate", "--checkpoint", ckpt, "--out", out, "--steps", "2", "--n", "1"]
     cases = []
@@ -457,6 +514,22 @@ def _cli_cases(tmp: Path, ckpt: Path):
         (gen + ["--stem", "/tmp/abs"], "generate --stem absolute"),
         (gen[:-4] + ["--out", tmp / "file.txt"], "generate --out a file"),
         (gen + ["--continue", tmp / "dir.mid"], "--continue a folder named .mid"),
+        (gen + ["--continue", tmp / "fifo.mid"], "--continue a FIFO (would hang a read)"),
+        (gen + ["--infill", tmp / "dir.mid"], "--infill a folder"),
+        (gen + ["--transition", tmp / "dir.mid", tmp / "fifo.mid"], "--transition a folder and a FIFO"),
+        (gen + ["--style-transfer", tmp / "fifo.mid"], "--style-transfer a FIFO"),
+        (gen[:-4] + ["--out", "/proc/no-such-folder"], "generate --out not writable"),
+        (["demo", "--checkpoint", ckpt, "--out", "/proc/no-such-folder"], "demo --out not writable"),
+        (["soundtrack", "--checkpoint", ckpt, "--out", out, "--mapping", tmp / "fifo.json"], "--mapping a FIFO"),
+        *[(["soundtrack", "--checkpoint", ckpt, "--out", out, "--mapping", tmp / f"{name}.json"], f"--mapping {name}")
+          for name in mappings],
+        (["soundtrack", "--checkpoint", ckpt, "--out", out, "--states", ""], "--states empty"),
+        (["soundtrack", "--checkpoint", ckpt, "--out", out, "--states", "battle:2:3"], "--states two colons"),
+        (["evaluate", "--checkpoint", ckpt, "--n", "4", "--json", "/proc/x.json"], "evaluate --json not writable"),
+        (["evaluate", "--n", "10", "--card"], "evaluate --card into the bundled model"),
+        (["evaluate", "--checkpoint", ckpt, "--n", "5", "--steps", "2"], "evaluate --n below the two-sample test's 10"),
+        (train_cmd + ["--cache-dir", tmp / "file.txt"], "train --cache-dir a file"),
+        (gen + ["--device", "no-such-device"], "generate --device unknown"),
         (gen + ["--infill", tmp / "nope.mid"], "--infill a missing file"),
         (gen + ["--continue", tmp / "file.txt"], "--continue a text file"),
         (["generate", "--checkpoint", tmp / "nope.pt", "--out", out], "missing checkpoint"),
@@ -513,3 +586,22 @@ def test_cli_real_bugs_keep_their_traceback(monkeypatch):
     monkeypatch.setattr(cli, "cmd_bench", broken)
     with pytest.raises(RuntimeError):
         cli.main(["bench"])
+
+
+def test_cli_generate_dying_half_way_leaves_no_file(tiny_checkpoint, tmp_path, capsys, monkeypatch):
+    """A run that fails while writing (disk full, a bug in a renderer) leaves no partial or temporary file."""
+    calls = []
+
+    def fail_on_second(path, *args, **kwargs):
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        Path(path).write_bytes(b"png")
+    monkeypatch.setattr(viz, "save_roll_png", fail_on_second)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "mine.mid").write_bytes(b"mine")
+    code, captured = run_cli(["generate", "--checkpoint", tiny_checkpoint[0], "--out", out, "--steps", "2", "--n", "3",
+                              "--quiet"], capsys)
+    assert code == 2 and "No space left" in captured.err and len(captured.err.strip().splitlines()) == 1
+    assert sorted(p.name for p in out.iterdir()) == ["mine.mid"], "nothing half-written, the user's file kept"
