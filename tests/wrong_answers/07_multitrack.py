@@ -79,11 +79,17 @@ def voice_pitches(roll, spec):
     return np.array(out)
 
 
-@variants.correct("voice_pitches", "floats, -1.0 for a rest (the values are what count)")
+@variants.wrong("voice_pitches", "floats, -1.0 for a rest (an int array is asked: 64.0 is no index)")
 def voice_pitches(roll, spec):
     sounding = roll[:, music.SUSTAIN].astype(bool)
     midi_pitch = (spec.low + np.arange(sounding.shape[1])).astype(float)
     return np.where(sounding, midi_pitch[None, :, None], -1.0).max(axis=1)
+
+@variants.wrong("voice_pitches", "a list of lists (tolist), not an array")
+def voice_pitches(roll, spec):
+    sounding = roll[:, music.SUSTAIN].astype(bool)
+    return np.where(sounding, (spec.low + np.arange(spec.n_pitches))[None, :, None], -1).max(axis=1).tolist()
+
 
 # --------------------------------------------------------------------------- voice_crossing_rate
 
@@ -180,6 +186,14 @@ def voice_crossing_rate(pitches):
     both = (p[:-1] >= 0) & (p[1:] >= 0)
     return np.float32((both & (p[1:] > p[:-1])).sum() / both.sum()) if both.any() else np.nan
 
+@variants.wrong("voice_crossing_rate", "nan when no voice crosses (nan is for no comparison)")
+def voice_crossing_rate(pitches):
+    upper, lower = pitches[:-1], pitches[1:]
+    both = (upper >= 0) & (lower >= 0)
+    crossings = (both & (lower > upper)).sum()
+    return float(crossings / both.sum()) if crossings else float("nan")
+
+
 # --------------------------------------------------------------------------- spacing_violation_rate
 
 @variants.wrong("spacing_violation_rate", "the tenor-bass pair included")
@@ -263,6 +277,15 @@ def spacing_violation_rate(pitches, limit=12):
                 compared += 1
                 wide += int(a - b > limit)
     return wide / compared if compared else float("nan")
+
+
+@variants.wrong("spacing_violation_rate", "nan when no pair is too wide (nan is for no comparison)")
+def spacing_violation_rate(pitches, limit=12):
+    upper, lower = pitches[:-2], pitches[1:-1]
+    both = (upper >= 0) & (lower >= 0)
+    gaps = (upper - lower)[both]
+    wide = gaps[gaps > limit]
+    return len(wide) / both.sum() if len(wide) else float("nan")
 
 
 # --------------------------------------------------------------------------- parallel_fifths_octaves
@@ -413,6 +436,26 @@ def parallel_fifths_octaves(upper, lower):
     similar = (np.diff(u) != 0) & (np.sign(np.diff(u)) == np.sign(np.diff(l)))
     return np.sum(sound & similar & (ic[:-1] == ic[1:]) & ((ic[1:] == 0) | (ic[1:] == 7)))
 
+@variants.wrong("parallel_fifths_octaves", "the absolute value misplaced: abs((upper - lower) % 12)")
+def parallel_fifths_octaves(upper, lower):
+    upper, lower = np.asarray(upper), np.asarray(lower)
+    sound = (upper >= 0) & (lower >= 0)
+    move_u, move_l = np.diff(upper), np.diff(lower)
+    interval = np.abs((upper - lower) % 12)
+    same = (move_u != 0) & (np.sign(move_u) == np.sign(move_l))
+    return int((sound[:-1] & sound[1:] & same & (interval[:-1] == interval[1:]) & np.isin(interval[:-1], (0, 7))).sum())
+
+
+@variants.wrong("parallel_fifths_octaves", "the per-step flags (a bool array), not their count")
+def parallel_fifths_octaves(upper, lower):
+    upper, lower = np.asarray(upper), np.asarray(lower)
+    sound = (upper >= 0) & (lower >= 0)
+    move_u, move_l = np.diff(upper), np.diff(lower)
+    interval = np.abs(upper - lower) % 12
+    same = (move_u != 0) & (np.sign(move_u) == np.sign(move_l))
+    return sound[:-1] & sound[1:] & same & (interval[:-1] == interval[1:]) & np.isin(interval[:-1], (0, 7))
+
+
 # --------------------------------------------------------------------------- all_but_track_mask
 
 @variants.wrong("all_but_track_mask", "the mask inverted (1 on the track)")
@@ -485,8 +528,22 @@ def all_but_track_mask(encoding, track, bars=4):
     return (~generated).float().expand(shape).clone()
 
 
-@variants.correct("all_but_track_mask", "a boolean tensor (True = known)")
+@variants.wrong("all_but_track_mask", "a boolean tensor (True = known): 1 - mask then raises")
 def all_but_track_mask(encoding, track, bars=4):
     mask = torch.ones(encoding.shape(bars), dtype=torch.bool)
     mask[encoding.track_channels(track)] = False
+    return mask
+
+
+@variants.wrong("all_but_track_mask", "the 4-bar mask cut to length: wrong for more than 4 bars")
+def all_but_track_mask(encoding, track, bars=4):
+    mask = torch.ones(encoding.shape(4))
+    mask[encoding.track_channels(track)] = 0.0
+    return mask[..., :bars * encoding.shape(1)[-1]]
+
+
+@variants.wrong("all_but_track_mask", "a NumPy array (the samplers need a tensor)")
+def all_but_track_mask(encoding, track, bars=4):
+    mask = np.ones(encoding.shape(bars), dtype=np.float32)
+    mask[encoding.track_channels(track)] = 0.0
     return mask
