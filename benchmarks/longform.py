@@ -106,7 +106,7 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--checkpoint", default=None, help="checkpoint to measure (default: the bundled one)")
     parser.add_argument("--out", default=None,
-                        help="folder for the self-similarity picture (default out/bench/longform; --quick: a temporary one)")
+                        help="folder for the picture (default out/bench/longform; --quick: a temporary one)")
     parser.add_argument("--quick", action="store_true", help="2 pieces, 2 steps: a smoke test")
     args = parser.parse_args(argv)
     n, steps = (2, 2) if args.quick else (args.n, args.steps)

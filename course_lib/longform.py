@@ -289,6 +289,6 @@ def independent_windows(checkpoint: Checkpoint, n: int = 1, *, bars: int = 16, s
         raise inputs.InputError(f"independent windows need bars in whole windows of {WINDOW_BARS}, got {bars}")
     per_piece = bars // WINDOW_BARS
     rolls = pipeline.generate(checkpoint, n * per_piece, style=style, mode=mode, density=density, steps=steps,
-                              guidance_scale=guidance_scale, decoder=decoder, seed=seed)  # (n*per_piece, tracks, 2, P, 64)
+                              guidance_scale=guidance_scale, decoder=decoder, seed=seed)  # (n·pieces, T, 2, P, 64)
     rolls = rolls.reshape(n, per_piece, *rolls.shape[1:])
     return np.concatenate(list(rolls.transpose(1, 0, 2, 3, 4, 5)), axis=-1)
