@@ -396,7 +396,8 @@ def cmd_evaluate(args) -> None:
         used = {"sampler": "ddim", "steps": args.steps or defaults["steps"],
                 "guidance_scale": defaults["guidance_scale"] if args.guidance is None else args.guidance,
                 "voice_leading": defaults["voice_leading"] if args.voice_leading is None else args.voice_leading,
-                "voice_leading_weights": defaults.get("voice_leading_weights", {})}
+                "voice_leading_weights": defaults.get("voice_leading_weights", {}),
+                "decoder": defaults["decoder"], "decoder_rules": defaults.get("decoder_rules", {})}
         start = time.perf_counter()
         rolls = np.concatenate([pipeline.generate(ckpt, len(chunk), style=args.corpus, mode=list(chunk),
                                                   steps=used["steps"], guidance_scale=used["guidance_scale"],

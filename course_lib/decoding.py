@@ -173,7 +173,6 @@ def decode_voice_leading(encoding: VoiceEncoding, x, rules: DecodingRules | None
         mask = torch.as_tensor(known_mask).float().cpu().expand(*batch_shape, spec.n_tracks * VOICE_CHANNELS, steps)
         keep = mask.reshape(-1, spec.n_tracks, VOICE_CHANNELS, steps)[:, :, ACTIVE].numpy() > 0.5
     plain = encoding.decode(x.reshape(-1, spec.n_tracks * VOICE_CHANNELS, steps)) if keep.any() else None
-    heights = encoding.heights_to_pitches(torch.from_numpy(v[:, :, HEIGHT]).clamp(-1, 1)).numpy()
     roll = np.zeros((len(v), spec.n_tracks, 2, spec.n_pitches, steps), dtype=bool)
     for b in range(len(v)):
         placed = np.full((spec.n_tracks, steps), SILENT)
@@ -183,7 +182,9 @@ def decode_voice_leading(encoding: VoiceEncoding, x, rules: DecodingRules | None
             if not notes:
                 continue
             scores = np.stack([v[b, voice, PITCH_CLASSES, s:e].sum(axis=1) for s, e in notes])  # (N, 12)
-            targets = np.array([heights[b, voice, s:e].mean() for s, e in notes])
+            # the plain decoder's octave target: the note's mean height, clipped to the range
+            mean_height = torch.tensor([[v[b, voice, HEIGHT, s:e].mean() for s, e in notes]]).clamp(-1, 1)
+            targets = encoding.heights_to_pitches(mean_height.expand(spec.n_tracks, -1).unsqueeze(0))[0, voice].numpy()
             fixed = [_plain_pitch(plain[b, voice], start, spec) if keep[b, voice, start] else None
                      for start, _ in notes]
             chosen = _decode_voice(voice, notes, scores, targets, placed, encoding, rules, fixed)

@@ -128,20 +128,21 @@ def decode(checkpoint: Checkpoint, x, *, known_mask=None, decoder: str | None = 
     return decoding.decode_voice_leading(checkpoint.encoding, x, rules, known_mask=known_mask)
 
 
-def generate(checkpoint: Checkpoint, n: int = 1, *, style="bach", mode=None, density=None,
+def sample(checkpoint: Checkpoint, n: int = 1, *, style="bach", mode=None, density=None,
              sampler: str | None = None, steps: int | None = None, eta: float = 0.0,
              guidance_scale: float | None = None, voice_leading: float | None = None,
              seed: int | None = 0, bars: int = 4, callback=None, known=None, known_mask=None,
-             resample_steps: int = 1, gradient_fn=None, x0_fn=None, decoder: str | None = None,
-             progress: bool = False, device=None) -> np.ndarray:
-    """``n`` samples decoded to boolean rolls (n, tracks, 2, pitches, steps).
+             resample_steps: int = 1, gradient_fn=None, x0_fn=None,
+             progress: bool = False, device=None) -> torch.Tensor:
+    """``n`` samples in model space (n, C, L), on the CPU: what ``generate`` decodes. Keeping x lets
+    several decoders read the very same samples (``decode(checkpoint, x, decoder=...)``).
 
     sampler "ddim" uses ``steps`` steps and ``eta``; "ddpm" runs all T steps. ``guidance_scale``:
     classifier-free guidance w. ``voice_leading``: the scale of the x̂_0 correction toward the
     rules of four-part writing (``voice_leading_correction``; 0 = off). Settings left at None take
     the checkpoint's recommended ones (``sampling_defaults``). ``known`` / ``known_mask`` (model
     space, see ``course_lib.guidance``) fix part of the music (inpainting). ``x0_fn``: a correction
-    of x̂_0 of your own (replaces the voice-leading one). ``decoder``: see ``decode``.
+    of x̂_0 of your own (replaces the voice-leading one).
     ``device``: where to sample (``on_device``; default: where the checkpoint's model is). The
     noise is drawn on the CPU, so a seed gives the same start whatever the device.
     """
@@ -170,7 +171,19 @@ def generate(checkpoint: Checkpoint, n: int = 1, *, style="bach", mode=None, den
         x = diffusion.ddim_sample(checkpoint.model, checkpoint.schedule, shape, labels, steps=steps, eta=eta, **common)
     else:
         x = diffusion.ddpm_sample(checkpoint.model, checkpoint.schedule, shape, labels, **common)
-    return decode(checkpoint, x.cpu(), known_mask=known_mask, decoder=decoder)
+    return x.cpu()
+
+
+def generate(checkpoint: Checkpoint, n: int = 1, *, known_mask=None, decoder: str | None = None,
+             device=None, **settings) -> np.ndarray:
+    """``n`` samples decoded to boolean rolls (n, tracks, 2, pitches, steps): ``sample`` (every
+    keyword of it: style, mode, density, sampler, steps, eta, guidance_scale, voice_leading, seed,
+    bars, callback, known, resample_steps, gradient_fn, x0_fn, progress), then ``decode`` with the
+    checkpoint's recommended decoder, or ``decoder`` ("plain" / "voice_leading")."""
+    if device is not None:
+        checkpoint = on_device(checkpoint, device)
+    x = sample(checkpoint, n, known_mask=known_mask, **settings)
+    return decode(checkpoint, x, known_mask=known_mask, decoder=decoder)
 
 
 def noise_rolls(checkpoint: Checkpoint, n: int, seed: int = 0, bars: int = 4) -> np.ndarray:

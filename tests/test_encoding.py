@@ -46,7 +46,7 @@ def test_height_only_needs_to_be_right_within_a_fifth():
     enc = encoding.VoiceEncoding()
     roll = music.notes_to_roll(np.array([[0, 67, 0, 16]]), music.CHORALE, 64)
     x = enc.encode(roll)
-    x[encoding.HEIGHT] += 5 / enc.half_range  # height says C5, pitch class says G
+    x[encoding.HEIGHT] += 5 / float(enc.half_range[0])  # height says C5, pitch class says G
     assert music.roll_to_notes(enc.decode(x))[0, 1] == 67
 
 
@@ -57,3 +57,28 @@ def test_wrong_shapes_are_explained():
         encoding.VoiceEncoding().decode(torch.zeros(8, 48, 64))
     with pytest.raises(ValueError, match="unknown encoding"):
         encoding.encoding_from_dict({"name": "mp3"})
+
+
+def test_per_voice_ranges_round_trip_and_are_stored(rolls):
+    ranges = data.voice_ranges([data.load_corpus("bach")])
+    assert ranges[0][0] > ranges[3][0] and ranges[0][1] > ranges[3][1]  # the soprano sits above the bass
+    enc = encoding.VoiceEncoding(music.CHORALE, ranges)
+    for roll in rolls[:8]:
+        assert np.array_equal(enc.decode(enc.encode(roll)), roll)
+    again = encoding.encoding_from_dict(enc.to_dict())
+    assert again.ranges == enc.ranges
+    assert "ranges" not in encoding.VoiceEncoding().to_dict()  # the whole range: the old format, unchanged
+
+
+def test_a_voices_own_range_makes_an_octave_error_larger_in_x():
+    whole = encoding.VoiceEncoding()
+    own = encoding.VoiceEncoding(music.CHORALE, [(55, 83), (48, 79), (45, 74), (36, 67)])
+    # an octave in the soprano's height channel: 12 / 14 of its half range, 12 / 23.5 of the whole one
+    assert 12 / float(own.half_range[0]) > 1.5 * 12 / float(whole.half_range[0])
+
+
+def test_bad_ranges_are_explained():
+    with pytest.raises(ValueError, match="one \\(lowest, highest\\) pair per track"):
+        encoding.VoiceEncoding(music.CHORALE, [(55, 83)])
+    with pytest.raises(ValueError, match="lowest < highest"):
+        encoding.VoiceEncoding(music.CHORALE, [(60, 60)] * 4)

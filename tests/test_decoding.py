@@ -1,0 +1,134 @@
+"""Tests for course_lib.decoding: the rule-aware decoder gives the plain decoder's notes back when
+its rules are off, keeps the rhythm always, keeps given music, and repairs what the rules name
+(voice crossing, parallels) on real chorale windows whose channels were blurred by noise."""
+import numpy as np
+import pytest
+import torch
+
+from course_lib import data, decoding, encoding, music, realism
+
+OFF = decoding.DecodingRules(confidence=1.0, height=1.0, crossing=0, spacing=0, parallels=0, leaps=0,
+                             motion=0, dissonance=0, range=0, classes=1)
+
+
+@pytest.fixture(scope="module")
+def chorales():
+    """Per-voice encoding and 24 real 4-bar Bach windows in model space."""
+    corpus = data.load_corpus("bach")
+    enc = encoding.VoiceEncoding(music.CHORALE, data.voice_ranges([corpus]))
+    windows = data.WindowDataset(corpus, "valid", encoding=enc)
+    x = torch.stack([windows[i][0] for i in range(0, 24 * 7, 7)])
+    return enc, x
+
+
+def blurred(x, scale, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return x + scale * torch.randn(x.shape, generator=g)
+
+
+def test_with_the_rules_off_it_is_the_plain_decoder(chorales):
+    enc, x = chorales
+    for scale in (0.0, 0.5):
+        noisy = blurred(x, scale)
+        assert np.array_equal(decoding.decode_voice_leading(enc, noisy, OFF), enc.decode(noisy))
+
+
+def test_real_music_keeps_almost_every_note_under_the_rules(chorales):
+    enc, x = chorales
+    plain, ruled = enc.decode(x), decoding.decode_voice_leading(enc, x, decoding.DecodingRules())
+    onsets = plain[:, :, music.ONSET].any(axis=2)  # (N, tracks, S)
+    changed = (plain[:, :, music.ONSET] != ruled[:, :, music.ONSET]).any(axis=2) & onsets
+    # Bach too crosses and leaps now and then; the default rules may move such a note, but the
+    # model's say (a clean one-hot class, an exact height) outweighs them almost everywhere
+    assert changed.sum() <= 0.02 * onsets.sum(), f"{changed.sum()} of {onsets.sum()} real notes moved"
+
+
+def test_the_rhythm_is_the_plain_decoders(chorales):
+    enc, x = chorales
+    noisy = blurred(x, 0.6, seed=1)
+    plain, ruled = enc.decode(noisy), decoding.decode_voice_leading(enc, noisy, decoding.DecodingRules(crossing=3))
+    # per voice and step: sounding or not, and onset or not, are the same; only pitches may move
+    for layer in (music.SUSTAIN, music.ONSET):
+        assert np.array_equal(plain[:, :, layer].any(axis=2), ruled[:, :, layer].any(axis=2))
+    assert (ruled[:, :, music.SUSTAIN].sum(axis=2) <= 1).all()  # each voice stays monophonic
+
+
+def test_rules_repair_crossing_and_parallels_that_blur_makes(chorales):
+    enc, x = chorales
+    noisy = blurred(x, 0.7, seed=2)
+    plain = realism.voice_leading_summary(enc.decode(noisy))
+    ruled = realism.voice_leading_summary(decoding.decode_voice_leading(
+        enc, noisy, decoding.DecodingRules(crossing=3, spacing=2, parallels=4, leaps=3)))
+    real = realism.voice_leading_summary(enc.decode(x))
+    assert plain["crossing"] > 2 * real["crossing"], "the blur should make crossings for the test to mean anything"
+    assert ruled["crossing"] < 0.5 * plain["crossing"]
+    assert ruled["parallels"] < plain["parallels"]
+    assert ruled["leaps"] < plain["leaps"]
+
+
+def test_given_music_keeps_its_plain_pitches(chorales):
+    enc, x = chorales
+    noisy = blurred(x, 0.7, seed=3)
+    known = torch.zeros_like(noisy)
+    known[..., :32] = 1  # the first two bars are given
+    rules = decoding.DecodingRules(crossing=5, parallels=5, leaps=5)
+    plain = enc.decode(noisy)
+    ruled = decoding.decode_voice_leading(enc, noisy, rules, known_mask=known)
+    assert np.array_equal(ruled[..., :32], plain[..., :32])
+    free = decoding.decode_voice_leading(enc, noisy, rules)
+    assert not np.array_equal(free[..., :32], plain[..., :32])  # without the mask the rules do move them
+
+
+def test_bad_rules_and_inputs_are_refused(chorales):
+    enc, x = chorales
+    with pytest.raises(ValueError, match="weights >= 0"):
+        decoding.DecodingRules(crossing=-1)
+    with pytest.raises(ValueError, match="classes"):
+        decoding.DecodingRules(classes=0)
+    with pytest.raises(ValueError, match="expected"):
+        decoding.decode_voice_leading(enc, x[:, :30])
+    with pytest.raises(ValueError, match="voice encoding"):
+        decoding.decode_voice_leading(encoding.PianoRollEncoding(music.CHORALE), x)
+
+
+# --------------------------------------------------------------------------- the model card's say
+
+@pytest.fixture(scope="module")
+def carded_checkpoint(tmp_path_factory):
+    """A tiny untrained per-voice checkpoint whose card recommends 3 DDIM steps and the rule decoder."""
+    from course_lib import models, schedules, train
+    torch.manual_seed(0)
+    enc = encoding.VoiceEncoding(music.CHORALE, data.voice_ranges([data.load_corpus("bach")]))
+    config = models.ModelConfig(kind="unet1d", in_channels=enc.shape()[0], channels=64, channel_mults=(1,),
+                                attention=False, n_res_blocks=1, time_dim=16, prediction="v", n_styles=2, use_mode=True)
+    sampling = {"steps": 3, "guidance_scale": 1.5, "decoder": "voice_leading",
+                "decoder_rules": {"crossing": 4.0, "parallels": 3.0}}
+    path = tmp_path_factory.mktemp("carded") / "carded.pt"
+    train.save_checkpoint(path, models.build_model(config), schedules.make_schedule("cosine", 50), enc,
+                          card={"sampling": sampling})
+    from course_lib import pipeline
+    return pipeline.load(path)
+
+
+def test_generate_takes_the_cards_sampling_settings(carded_checkpoint):
+    from course_lib import pipeline
+    defaults = pipeline.sampling_defaults(carded_checkpoint)
+    assert defaults["steps"] == 3 and defaults["decoder"] == "voice_leading"
+    assert defaults["sampler"] == pipeline.FALLBACK_SAMPLING["sampler"]  # what the card leaves out falls back
+    seen = []
+    pipeline.generate(carded_checkpoint, 2, callback=lambda *a, **k: seen.append(1))
+    assert len(seen) == 3
+    seen.clear()
+    pipeline.generate(carded_checkpoint, 2, steps=5, callback=lambda *a, **k: seen.append(1))
+    assert len(seen) == 5  # an explicit setting wins over the card
+
+
+def test_decode_follows_the_card_and_can_be_overridden(carded_checkpoint):
+    from course_lib import pipeline
+    enc = carded_checkpoint.encoding
+    x = torch.randn(3, *enc.shape(), generator=torch.Generator().manual_seed(4))
+    rules = decoding.DecodingRules(crossing=4.0, parallels=3.0)
+    assert np.array_equal(pipeline.decode(carded_checkpoint, x), decoding.decode_voice_leading(enc, x, rules))
+    assert np.array_equal(pipeline.decode(carded_checkpoint, x, decoder="plain"), enc.decode(x))
+    with pytest.raises(ValueError, match="decoder must be"):
+        pipeline.decode(carded_checkpoint, x, decoder="beam")
