@@ -232,6 +232,25 @@ def test_every_exercise_has_wrong_and_alternative_answers(lesson):
 
 
 @pytest.mark.parametrize("lesson", LESSONS)
+def test_visible_tests_are_short_calls_and_let_run_all_go_on(lesson):
+    """Issue 20: Run All goes past an unfinished exercise (JupyterLab continues after a cell tagged
+    raises-exception; nbgrader still scores it), and a visible test is a short call into
+    course_lib.lesson_checks: no reference answers or tables of likely mistakes for the student to read."""
+    problems = []
+    for ex in grading.exercises(source_nb(lesson)):
+        for test in ex.tests:
+            cell = next(c for c in source_nb(lesson).cells if c.metadata.get("nbgrader", {}).get("grade_id") == test.grade_id)
+            if "raises-exception" not in cell.metadata.get("tags", []):
+                problems.append(f"{test.grade_id}: not tagged raises-exception (Run All would stop there)")
+            visible = test.source.split("### BEGIN HIDDEN TESTS")[0].strip().splitlines()
+            if len(visible) > 2 or "likely_mistakes" in test.source.split("### BEGIN HIDDEN TESTS")[0]:
+                problems.append(f"{test.grade_id}: {len(visible)} visible lines (want one call to a check)")
+            if not any(line.startswith("checks.check_") for line in visible):
+                problems.append(f"{test.grade_id}: the visible test does not call course_lib.lesson_checks")
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("lesson", LESSONS)
 def test_committed_release_leaks_nothing(lesson):
     released = grading.notebook_path(REPO, grading.RELEASE, lesson)
     assert released.exists(), f"{released} is missing: run `python -m course_lib.grading release`"

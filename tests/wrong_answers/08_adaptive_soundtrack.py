@@ -80,6 +80,16 @@ def state_conditions(state, states):
     return conditions
 
 
+@variants.wrong("state_conditions", "the mapping's own dict returned when a state has exactly the three labels")
+def state_conditions(state, states):
+    if state not in states:
+        raise ValueError(f"unknown game state {state!r}; known states: {', '.join(states)}")
+    conditions = states[state]
+    if set(conditions) == {"style", "mode", "density"}:
+        return conditions
+    return {key: conditions.get(key) for key in ("style", "mode", "density")}
+
+
 # --------------------------------------------------------------------------- continuation_window
 
 @variants.wrong("continuation_window", "keeps the first bars of the music so far, not the last")
@@ -171,6 +181,24 @@ def continuation_window(previous, keep_bars, window_bars, steps_per_bar):
     return known, known_mask
 
 
+@variants.wrong("continuation_window", "the mask read off the values (known != 0): a kept 0 counts as generated")
+def continuation_window(previous, keep_bars, window_bars, steps_per_bar):
+    keep = keep_bars * steps_per_bar
+    known = torch.zeros(previous.shape[0], window_bars * steps_per_bar)
+    known[:, :keep] = previous[:, -keep:]
+    return known, (known != 0).float()
+
+
+@variants.wrong("continuation_window", "a bool known_mask (1 - known_mask then raises)")
+def continuation_window(previous, keep_bars, window_bars, steps_per_bar):
+    keep = keep_bars * steps_per_bar
+    known = torch.zeros(previous.shape[0], window_bars * steps_per_bar)
+    known[:, :keep] = previous[:, -keep:]
+    known_mask = torch.zeros(known.shape, dtype=torch.bool)
+    known_mask[:, :keep] = True
+    return known, known_mask
+
+
 # --------------------------------------------------------------------------- latest_start
 
 @variants.wrong("latest_start", "an off-by-one bar: counts bar `bar` itself")
@@ -220,6 +248,12 @@ def latest_start(bar, tempos, generation_seconds, beats_per_bar=4):
     for k in range(bar):
         minutes += beats_per_bar / tempos[k]
     return minutes * 60 - generation_seconds
+
+
+@variants.wrong("latest_start", "the latest starts of every bar (an array), not of bar `bar`")
+def latest_start(bar, tempos, generation_seconds, beats_per_bar=4):
+    starts = np.concatenate([[0.0], np.cumsum(beats_per_bar * 60.0 / np.asarray(tempos, dtype=float))])
+    return starts[:bar + 1] - generation_seconds
 
 
 # --------------------------------------------------------------------------- seam_jumps
@@ -320,3 +354,25 @@ def seam_jumps(roll, step, spec):
         a, b = pitch_at(step - 1), pitch_at(step)
         result.append(np.nan if a is None or b is None else float(abs(b - a)))
     return np.array(result)
+
+
+
+@variants.wrong("seam_jumps", "the lowest pitch of a voice that sounds two (argmax finds the first)")
+def seam_jumps(roll, step, spec):
+    jumps = np.full(roll.shape[0], np.nan)
+    for voice in range(roll.shape[0]):
+        before, after = roll[voice, music.SUSTAIN, :, step - 1], roll[voice, music.SUSTAIN, :, step]
+        if before.any() and after.any():
+            jumps[voice] = abs(int(np.argmax(after)) - int(np.argmax(before)))
+    return jumps
+
+
+@variants.wrong("seam_jumps", "an int array with -1 for a rest (NaN is asked)")
+def seam_jumps(roll, step, spec):
+    jumps = np.full(roll.shape[0], -1)
+    for voice in range(roll.shape[0]):
+        before = np.flatnonzero(roll[voice, music.SUSTAIN, :, step - 1])
+        after = np.flatnonzero(roll[voice, music.SUSTAIN, :, step])
+        if len(before) and len(after):
+            jumps[voice] = abs(int(after.max()) - int(before.max()))
+    return jumps
