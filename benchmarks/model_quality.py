@@ -20,14 +20,9 @@ import time
 import numpy as np
 import torch
 
-from course_lib import data, decoding, metrics, pipeline, realism
+from course_lib import decoding, metrics, pipeline, realism
 
 RATES = ("crossing", "spacing", "parallels", "leaps", "consonance_4")
-
-
-def real(split: str):
-    windows = data.WindowDataset(data.load_corpus("bach"), split)
-    return np.stack([windows.roll(i) for i in range(len(windows))]), [p[1] for p in windows.pieces], windows
 
 
 def row(rolls, reference, pieces, modes, spec, seed=0) -> dict:
@@ -53,8 +48,8 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     n, steps = (16, 4) if args.quick else (args.n, args.steps)
-    reference, pieces, test = real("test")
-    valid, valid_pieces, _ = real("valid")
+    reference, pieces, test = realism.real_windows("bach", "test")
+    valid, valid_pieces, _ = realism.real_windows("bach", "valid")
     new = pipeline.load(args.new)
     spec = new.spec
     modes = [i % 2 for i in range(n)]

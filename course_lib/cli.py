@@ -368,9 +368,8 @@ def cmd_demo(args) -> None:
 
 def _real_windows(corpus: str, split: str):
     """Rolls (N, ...) of a split of a corpus, and the piece each window comes from."""
-    from . import data
-    windows = data.WindowDataset(data.load_corpus(corpus), split)
-    return np.stack([windows.roll(i) for i in range(len(windows))]), [p[1] for p in windows.pieces], windows
+    from . import realism
+    return realism.real_windows(corpus, split)
 
 
 def cmd_evaluate(args) -> None:

@@ -120,3 +120,38 @@ def world() -> tuple[int, int]:
 def is_main_process() -> bool:
     """Only process 0 logs, validates and writes files."""
     return world()[0] == 0
+
+
+# --- threads for the lessons --------------------------------------------------------------------
+# The lessons' models are small (a 2-D MLP, a 1.3M-parameter U-Net on batches of 1-64 windows), and
+# students' laptops and Colab's 2 vCPUs are shared with a browser, the notebook server and often
+# another program. torch's default (one thread per core) then oversubscribes the cores: measured on
+# this project's 2-core machine with one other busy process, a training step of lesson 3's toy MLP
+# took 50-316 ms with 2 threads and 4-5 ms with 1 (benchmarks/lesson_threads.py measures it again).
+# One thread costs little on an idle machine and never collapses under load, so it is the default.
+LESSON_THREADS_ENV = "COURSE_THREADS"
+
+
+def lesson_threads() -> int:
+    """The torch CPU threads a lesson uses: ``$COURSE_THREADS`` when set (a whole number >= 1, for a
+    machine of your own with cores to spare), else 1."""
+    value = os.environ.get(LESSON_THREADS_ENV, "").strip()
+    if not value:
+        return 1
+    try:
+        threads = int(value)
+    except ValueError:
+        threads = 0
+    if threads < 1:
+        raise ValueError(f"{LESSON_THREADS_ENV}={value!r} is not a thread count: set it to a whole number >= 1 "
+                         f"(e.g. {LESSON_THREADS_ENV}=2), or unset it for the lessons' default of 1")
+    return threads
+
+
+def use_lesson_threads() -> int:
+    """Set torch's CPU threads to ``lesson_threads()`` (done once when a lesson imports its checks);
+    returns the count. Only the CPU is affected: a GPU runs as fast either way."""
+    threads = lesson_threads()
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    return threads

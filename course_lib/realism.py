@@ -254,3 +254,51 @@ def two_sample_test(samples, real, spec: music.RollSpec = music.CHORALE, *, grou
 
 def _is_features(x) -> bool:
     return isinstance(x, np.ndarray) and x.ndim == 2 and x.dtype.kind == "f"
+
+
+# --------------------------------------------------------------------------- tables for the lessons
+
+def real_windows(corpus: str = "bach", split: str = "test"):
+    """The real windows every comparison is made against: rolls (N, tracks, 2, pitches, steps) of a
+    split of a bundled corpus, the piece each window comes from (the two-sample test's groups), and
+    the ``data.WindowDataset`` (labels, pieces)."""
+    from . import data  # data imports music21 lazily; realism itself stays light
+    windows = data.WindowDataset(data.load_corpus(corpus), split)
+    return np.stack([windows.roll(i) for i in range(len(windows))]), [p[1] for p in windows.pieces], windows
+
+
+def compare(sets: dict, real, spec: music.RollSpec = music.CHORALE, *, real_groups=None, real_name: str = "real",
+            c2st: bool = True, seed: int = 0) -> str:
+    """A text table for the lessons: the voice-leading rates of each named set of rolls, each with its
+    multiple of the real rate beside it, and (``c2st``) the two-sample test of each set against
+    ``real`` (chance 0.5). The first row is ``real`` itself; its C2ST is real against real (the
+    first half of its pieces against the second), the test's own floor with this much data."""
+    rows = {real_name: voice_leading_summary(real, spec)}
+    rows.update({name: voice_leading_summary(rolls, spec) for name, rolls in sets.items()})
+    tests = {}
+    if c2st:
+        groups = np.asarray(real_groups if real_groups is not None else np.arange(len(real)))
+        names = np.unique(groups)
+        first = np.isin(groups, names[: len(names) // 2])
+        tests[real_name] = two_sample_test(real[first], real[~first], spec, groups=groups[~first],
+                                           sample_groups=groups[first], seed=seed).accuracy
+        for name, rolls in sets.items():
+            tests[name] = two_sample_test(rolls, real, spec, groups=groups, seed=seed).accuracy
+    base = rows[real_name]
+    header = ["set"] + [f"{k} (x real)" if k != "consonance" else "consonance (x real)" for k in VOICE_LEADING]
+    header += ["C2ST"] if c2st else []
+    table = [header]
+    for name, rates in rows.items():
+        cells = [name]
+        for k in VOICE_LEADING:
+            ratio = rates[k] / base[k] if base[k] else float("nan")
+            cells.append(f"{rates[k]:.4f}" if name == real_name else f"{rates[k]:.4f} ({ratio:.1f}x)")
+        if c2st:
+            cells.append(f"{tests[name]:.2f}")
+        table.append(cells)
+    widths = [max(len(r[k]) for r in table) for k in range(len(header))]
+    lines = ["  ".join(c.ljust(w) if k == 0 else c.rjust(w) for k, (c, w) in enumerate(zip(r, widths))) for r in table]
+    lines.insert(1, "-" * len(lines[0]))
+    note = (f"\nC2ST: accuracy of a logistic regression telling the set from {real_name} windows (5-fold, grouped "
+            f"by piece); 0.5 = cannot tell them apart; the {real_name} row: two halves of its pieces") if c2st else ""
+    return "\n".join(lines) + note

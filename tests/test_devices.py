@@ -1,4 +1,6 @@
 """course_lib.devices: picking a device, refusing what is not there, precision rules, one process by default."""
+import os
+
 import pytest
 import torch
 
@@ -49,3 +51,28 @@ def test_outside_torchrun_there_is_one_process(monkeypatch):
     assert not devices.launched_by_torchrun()
     assert devices.start_processes(torch.device("cpu")) == torch.device("cpu")
     assert devices.world() == (0, 1) and devices.is_main_process()
+
+
+def test_lessons_use_one_thread_unless_told_otherwise(monkeypatch):
+    """Issue 18: the lessons never oversubscribe a shared CPU; $COURSE_THREADS is the way out."""
+    monkeypatch.delenv(devices.LESSON_THREADS_ENV, raising=False)
+    assert devices.lesson_threads() == 1
+    monkeypatch.setenv(devices.LESSON_THREADS_ENV, " 3 ")
+    assert devices.lesson_threads() == 3
+    for bad in ("0", "-2", "two", "1.5"):
+        monkeypatch.setenv(devices.LESSON_THREADS_ENV, bad)
+        with pytest.raises(ValueError, match="COURSE_THREADS"):
+            devices.lesson_threads()
+
+
+def test_a_lesson_sets_its_threads_when_it_imports_its_checks():
+    import subprocess
+    import sys
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", devices.LESSON_THREADS_ENV)}
+    code = ("import torch; torch.set_num_threads(2); "
+            "from course_lib.lesson_checks import forward_diffusion; print(torch.get_num_threads())")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert done.stdout.split()[-1] == "1"
+    env[devices.LESSON_THREADS_ENV] = "2"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert done.stdout.split()[-1] == "2"

@@ -119,3 +119,22 @@ def test_grouped_folds_stop_a_classifier_from_recognising_pieces():
         realism.two_sample_test(a, b, groups=groups_b[:10])
     with pytest.raises(ValueError, match="at least 10"):
         realism.two_sample_test(a[:4], b)
+
+
+def test_the_lessons_comparison_table_puts_real_data_first_and_shows_multiples():
+    real, pieces, _ = realism.real_windows("bach", "test")
+    real, pieces = real[::2], pieces[::2]
+    crossed = real[:40].copy()
+    crossed[:, [S, B]] = crossed[:, [B, S]]  # soprano and bass swapped: every sounding step crosses
+    table = realism.compare({"swapped": crossed, "copies": real[:40]}, real, real_groups=pieces)
+    lines = table.splitlines()
+    assert lines[0].split()[:2] == ["set", "crossing"] and lines[0].rstrip().endswith("C2ST")
+    assert [line.split()[0] for line in lines[2:5]] == ["real", "swapped", "copies"]
+    rates = realism.voice_leading_summary(crossed)
+    real_rate = realism.voice_leading_summary(real)["crossing"]
+    assert f"{rates['crossing']:.4f} ({rates['crossing'] / real_rate:.1f}x)" in lines[3]
+    swapped_c2st, copies_c2st = float(lines[3].split()[-1]), float(lines[4].split()[-1])
+    assert swapped_c2st > 0.9 and copies_c2st < swapped_c2st
+    assert "0.5 = cannot tell them apart" in table
+    no_test = realism.compare({"copies": real[:40]}, real, c2st=False)
+    assert "C2ST" not in no_test.splitlines()[0]

@@ -7,3 +7,9 @@ mistakes and what each one would give. They call the student's function through
 ``course_lib.checks.call``, so a failure is one short box, not a traceback through this package.
 Hidden tests stay in the solution notebooks.
 """
+
+from course_lib import devices as _devices
+
+# Every lesson imports its checks in its first cells: the one place to keep its CPU threads from
+# oversubscribing a shared machine (devices.use_lesson_threads; $COURSE_THREADS overrides it).
+LESSON_THREADS = _devices.use_lesson_threads()
