@@ -26,6 +26,32 @@ C2ST_MIN_SAMPLES = 10  # realism.two_sample_test: 2 x its 5 folds
 FORCE_HELP = "overwrite output files that exist already (default: refuse, so nothing is lost)"
 
 
+def decoder_rules(text: str) -> dict:
+    """argparse type: ``crossing=3,spacing=2`` -> {"crossing": 3.0, "spacing": 2.0}, checked against
+    ``decoding.DecodingRules`` (its names, weights >= 0; classes and reach whole numbers)."""
+    from dataclasses import fields
+
+    from . import decoding
+    known = {f.name: f.type for f in fields(decoding.DecodingRules)}
+    rules = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, _, value = item.partition("=")
+        name = name.strip()
+        if name not in known or not value.strip():
+            raise argparse.ArgumentTypeError(f"{item!r}: want NAME=WEIGHT with NAME one of {', '.join(known)}")
+        try:
+            rules[name] = int(value) if name in ("classes", "reach") else float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{item!r}: {value.strip()!r} is not a number") from None
+    try:
+        decoding.DecodingRules(**rules)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    if any(not np.isfinite(v) for v in rules.values()):
+        raise argparse.ArgumentTypeError(f"{text!r}: the weights must be finite")
+    return rules
+
+
 def _threads(n: int) -> None:
     torch.set_num_threads(max(1, n))
 
@@ -396,14 +422,17 @@ def cmd_evaluate(args) -> None:
                 "guidance_scale": defaults["guidance_scale"] if args.guidance is None else args.guidance,
                 "voice_leading": defaults["voice_leading"] if args.voice_leading is None else args.voice_leading,
                 "voice_leading_weights": defaults.get("voice_leading_weights", {}),
-                "decoder": defaults["decoder"], "decoder_rules": defaults.get("decoder_rules", {})}
+                "decoder": defaults["decoder"] if args.decoder is None else args.decoder,
+                "decoder_rules": defaults.get("decoder_rules", {}) if args.decoder_rules is None else args.decoder_rules}
         start = time.perf_counter()
         rolls = np.concatenate([pipeline.generate(ckpt, len(chunk), style=args.corpus, mode=list(chunk),
                                                   steps=used["steps"], guidance_scale=used["guidance_scale"],
-                                                  voice_leading=used["voice_leading"], seed=args.seed + k)
+                                                  voice_leading=used["voice_leading"], seed=args.seed + k,
+                                                  decoder=used["decoder"], decoder_rules=used["decoder_rules"])
                                 for k, chunk in enumerate(np.array_split(modes, max(1, args.n // 64)))])
         print(f"{name}: {args.n} samples in {time.perf_counter() - start:.1f} s "
-              f"(DDIM-{used['steps']}, w = {used['guidance_scale']:g}, voice leading {used['voice_leading']:g})")
+              f"(DDIM-{used['steps']}, w = {used['guidance_scale']:g}, voice leading {used['voice_leading']:g}, "
+              f"{used['decoder']} decoder" + (f" {used['decoder_rules']}" if used["decoder"] != "plain" else "") + ")")
         columns[name] = metrics.evaluate(rolls, first.spec, reference=reference, requested_modes=modes)
         settings[name] = used
         if four_voices:
@@ -695,6 +724,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--voice-leading", type=float_in(0.0, 1000.0), default=None,
                    help="scale of the x0 correction toward the voice-leading rules, 0 = off "
                         "(default: the checkpoint's recommended)")
+    p.add_argument("--decoder", choices=["plain", "voice_leading"], default=None,
+                   help="how model tensors become notes: plain, or voice_leading (same rhythm, pitches chosen under "
+                        "the rules of four-part writing; default: the checkpoint's recommended)")
+    p.add_argument("--decoder-rules", type=decoder_rules, default=None, metavar="NAME=WEIGHT,...",
+                   help="the voice_leading decoder's weights, e.g. crossing=3,spacing=2,parallels=4,leaps=3 "
+                        "(names: decoding.DecodingRules; default: the checkpoint's recommended)")
     p.add_argument("--seed", type=nonneg_int, default=0, help=SEED_HELP)
     p.add_argument("--json", default=None, help="also write the table as JSON")
     p.add_argument("--device", default="cpu", help="where to run: cpu (default), cuda, cuda:N, mps or auto "

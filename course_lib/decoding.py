@@ -56,8 +56,8 @@ class DecodingRules:
 
     def __post_init__(self):
         weights = [v for k, v in asdict(self).items() if k not in ("classes", "reach")]
-        if min(weights) < 0 or not 1 <= self.classes <= 12 or self.reach < 6:
-            raise ValueError(f"decoding rules need weights >= 0, 1 <= classes <= 12 and reach >= 6; got {self}")
+        if not all(np.isfinite(weights)) or min(weights) < 0 or not 1 <= self.classes <= 12 or self.reach < 6:
+            raise ValueError(f"decoding rules need finite weights >= 0, 1 <= classes <= 12 and reach >= 6; got {self}")
 
 
 def _notes_of(active: np.ndarray, onset: np.ndarray) -> list[tuple[int, int]]:

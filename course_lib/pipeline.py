@@ -111,10 +111,12 @@ def voice_leading_correction(checkpoint: Checkpoint, scale: float, weights: dict
     return guidance.penalty_correction(guidance.voice_leading_penalty(checkpoint.encoding, **weights), scale)
 
 
-def decode(checkpoint: Checkpoint, x, *, known_mask=None, decoder: str | None = None) -> np.ndarray:
+def decode(checkpoint: Checkpoint, x, *, known_mask=None, decoder: str | None = None,
+           decoder_rules: dict | None = None) -> np.ndarray:
     """Model tensors x (B, C, L) -> rolls, with the checkpoint's recommended decoder (``sampling_defaults``):
     "plain" is ``encoding.decode``; "voice_leading" is ``decoding.decode_voice_leading`` with the card's
-    rules (same rhythm, pitches chosen under the rules of four-part writing). Notes that start where
+    rules, or ``decoder_rules`` (``decoding.DecodingRules`` fields; same rhythm, pitches chosen under the
+    rules of four-part writing). Notes that start where
     ``known_mask`` (model space, 1 = given music) is set keep the plain decoder's pitch: given music
     is never rewritten."""
     defaults = sampling_defaults(checkpoint)
@@ -124,7 +126,7 @@ def decode(checkpoint: Checkpoint, x, *, known_mask=None, decoder: str | None = 
     if decoder != "voice_leading":
         raise ValueError(f"decoder must be 'plain' or 'voice_leading', not {decoder!r}")
     from . import decoding
-    rules = decoding.DecodingRules(**defaults.get("decoder_rules", {}))
+    rules = decoding.DecodingRules(**(defaults.get("decoder_rules", {}) if decoder_rules is None else decoder_rules))
     return decoding.decode_voice_leading(checkpoint.encoding, x, rules, known_mask=known_mask)
 
 
@@ -175,15 +177,15 @@ def sample(checkpoint: Checkpoint, n: int = 1, *, style="bach", mode=None, densi
 
 
 def generate(checkpoint: Checkpoint, n: int = 1, *, known_mask=None, decoder: str | None = None,
-             device=None, **settings) -> np.ndarray:
+             decoder_rules: dict | None = None, device=None, **settings) -> np.ndarray:
     """``n`` samples decoded to boolean rolls (n, tracks, 2, pitches, steps): ``sample`` (every
     keyword of it: style, mode, density, sampler, steps, eta, guidance_scale, voice_leading, seed,
     bars, callback, known, resample_steps, gradient_fn, x0_fn, progress), then ``decode`` with the
-    checkpoint's recommended decoder, or ``decoder`` ("plain" / "voice_leading")."""
+    checkpoint's recommended decoder, or ``decoder`` ("plain" / "voice_leading") with ``decoder_rules``."""
     if device is not None:
         checkpoint = on_device(checkpoint, device)
     x = sample(checkpoint, n, known_mask=known_mask, **settings)
-    return decode(checkpoint, x, known_mask=known_mask, decoder=decoder)
+    return decode(checkpoint, x, known_mask=known_mask, decoder=decoder, decoder_rules=decoder_rules)
 
 
 def noise_rolls(checkpoint: Checkpoint, n: int, seed: int = 0, bars: int = 4) -> np.ndarray:

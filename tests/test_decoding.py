@@ -83,6 +83,8 @@ def test_bad_rules_and_inputs_are_refused(chorales):
     enc, x = chorales
     with pytest.raises(ValueError, match="weights >= 0"):
         decoding.DecodingRules(crossing=-1)
+    with pytest.raises(ValueError, match="finite"):
+        decoding.DecodingRules(leaps=float("inf"))
     with pytest.raises(ValueError, match="classes"):
         decoding.DecodingRules(classes=0)
     with pytest.raises(ValueError, match="expected"):
@@ -132,3 +134,18 @@ def test_decode_follows_the_card_and_can_be_overridden(carded_checkpoint):
     assert np.array_equal(pipeline.decode(carded_checkpoint, x, decoder="plain"), enc.decode(x))
     with pytest.raises(ValueError, match="decoder must be"):
         pipeline.decode(carded_checkpoint, x, decoder="beam")
+    other = {"crossing": 0.0, "spacing": 0.0, "parallels": 0.0, "leaps": 0.0, "range": 0.0, "height": 0.0}
+    assert np.array_equal(pipeline.decode(carded_checkpoint, x, decoder_rules=other),
+                          decoding.decode_voice_leading(enc, x, decoding.DecodingRules(**other)))
+    assert np.array_equal(pipeline.generate(carded_checkpoint, 2, seed=5, decoder_rules=other),
+                          pipeline.decode(carded_checkpoint, pipeline.sample(carded_checkpoint, 2, seed=5),
+                                          decoder_rules=other))
+
+
+def test_evaluate_names_its_decoder_and_refuses_bad_rules(carded_checkpoint, capsys):
+    from course_lib import cli
+    for bad, why in (("crossing=x", "not a number"), ("bogus=1", "NAME=WEIGHT"), ("leaps=-1", "weights >= 0"),
+                     ("leaps=nan", "finite"), ("classes=0", "classes")):
+        assert cli.main(["evaluate", "--decoder-rules", bad, "--n", "10"]) == 2
+        assert why in capsys.readouterr().err, bad
+    assert cli.decoder_rules("crossing=3, classes=1") == {"crossing": 3.0, "classes": 1}
