@@ -109,7 +109,9 @@ def carded_checkpoint(tmp_path_factory):
     train.save_checkpoint(path, models.build_model(config), schedules.make_schedule("cosine", 50), enc,
                           card={"sampling": sampling})
     from course_lib import pipeline
-    return pipeline.load(path)
+    checkpoint = pipeline.load(path)
+    checkpoint.meta["test_path"] = str(path)  # for the CLI tests below
+    return checkpoint
 
 
 def test_generate_takes_the_cards_sampling_settings(carded_checkpoint):
@@ -149,3 +151,14 @@ def test_evaluate_names_its_decoder_and_refuses_bad_rules(carded_checkpoint, cap
         assert cli.main(["evaluate", "--decoder-rules", bad, "--n", "10"]) == 2
         assert why in capsys.readouterr().err, bad
     assert cli.decoder_rules("crossing=3, classes=1") == {"crossing": 3.0, "classes": 1}
+
+
+def test_bench_times_the_cards_default_first(carded_checkpoint, capsys):
+    """Issue 14's speed limit is for the default settings: the card's sampler, w and decoder."""
+    from course_lib import cli
+    assert cli.main(["bench", "--checkpoint", carded_checkpoint.meta["test_path"], "--quick", "--repeats", "1",
+                     "--threads", "1"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if "batch" in line]
+    assert rows[0].startswith("default (card: DDIM-3, w = 1.5, voice_leading decoder)") and "batch   1" in rows[0]
+    assert rows[1].startswith("default (card:") and "batch  64" in rows[1]
+    assert rows[2].startswith("DDIM-50, w = 0, plain decoder")
