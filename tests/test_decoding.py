@@ -8,7 +8,7 @@ import torch
 from course_lib import data, decoding, encoding, music, realism
 
 OFF = decoding.DecodingRules(confidence=1.0, height=1.0, crossing=0, spacing=0, parallels=0, leaps=0,
-                             motion=0, dissonance=0, range=0, classes=1)
+                             motion=0, repeats=0, dissonance=0, range=0, classes=1)
 
 
 @pytest.fixture(scope="module")
@@ -162,3 +162,44 @@ def test_bench_times_the_cards_default_first(carded_checkpoint, capsys):
     assert rows[0].startswith("default (card: DDIM-3, w = 1.5, voice_leading decoder)") and "batch   1" in rows[0]
     assert rows[1].startswith("default (card:") and "batch  64" in rows[1]
     assert rows[2].startswith("DDIM-50, w = 0, plain decoder")
+
+
+def test_the_repeat_rule_turns_close_calls_into_motion(chorales):
+    """Blur makes the plain decoder repeat pitches (the runner-up class was the real one); a repeat
+    cost picks the runner-up where it was close, and the rest of the notes stay."""
+    enc, x = chorales
+    noisy = blurred(x, 0.7, seed=3)
+
+    def repeat_share(rolls):
+        pitch, onset = realism._voices(rolls, music.CHORALE)
+        intervals = np.concatenate(realism._melodic_intervals(pitch, onset))
+        return float(np.mean(intervals == 0))
+
+    base = decoding.DecodingRules(crossing=1, leaps=3)
+    without = decoding.decode_voice_leading(enc, noisy, base)
+    with_rule = decoding.decode_voice_leading(enc, noisy, decoding.DecodingRules(crossing=1, leaps=3, repeats=1.0))
+    assert repeat_share(with_rule) < 0.8 * repeat_share(without)
+    assert repeat_share(with_rule) > 0.25 * repeat_share(enc.decode(x)), "Bach repeats notes too: not to zero"
+    for layer in (music.SUSTAIN, music.ONSET):  # still only pitches move
+        assert np.array_equal(without[:, :, layer].any(axis=2), with_rule[:, :, layer].any(axis=2))
+
+
+def test_the_melodic_prior_is_bachs_interval_histogram_and_pulls_toward_it(chorales):
+    costs = decoding.interval_costs()
+    assert costs.shape == (2 * decoding.MAX_INTERVAL + 1,) and costs.min() == 0
+    at = lambda interval: costs[interval + decoding.MAX_INTERVAL]  # noqa: E731
+    assert max(at(-2), at(-1), at(1), at(2)) < min(at(3), at(4), at(-4), at(6), at(-6))  # steps beat skips
+    assert at(6) > at(7) and at(-6) > at(-5)  # tritones are rarer than fifths and fourths
+    enc, x = chorales
+    noisy = blurred(x, 0.7, seed=4)
+
+    def histogram(rolls):
+        pitch, onset = realism._voices(rolls, music.CHORALE)
+        steps = np.clip(np.concatenate(realism._melodic_intervals(pitch, onset)), -12, 12)
+        return np.bincount(steps + 12, minlength=25) / len(steps)
+
+    real = histogram(enc.decode(x))
+    base = decoding.DecodingRules(crossing=1, leaps=3)
+    plain = histogram(decoding.decode_voice_leading(enc, noisy, base))
+    fused = histogram(decoding.decode_voice_leading(enc, noisy, decoding.DecodingRules(crossing=1, leaps=3, intervals=1.0)))
+    assert np.abs(fused - real).sum() < 0.85 * np.abs(plain - real).sum(), (np.abs(fused - real).sum(), np.abs(plain - real).sum())
