@@ -5,7 +5,8 @@
 #   make release  regenerate lessons/ from solutions/ with nbgrader (instructors)
 #   make publish REPO=https://github.com/OWNER/REPO [BRANCH=main]  name the public repository in every
 #                 lesson's Colab setup cell, the releases and the README's Open-in-Colab links
-#   make bench  print the speed and quality figures (sampling, control, guided tasks, soundtrack)
+#   make bench  print the speed and quality figures (sampling, model quality, control, guided tasks,
+#               soundtrack, long-form pieces)
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -52,10 +53,12 @@ data: setup
 	$(PY) -m course_lib prepare-data
 
 bench: setup
-	$(PY) -m course_lib bench
+	$(PY) -m course_lib bench --threads 1
+	$(PY) benchmarks/model_quality.py --old-from-git
 	$(PY) benchmarks/control.py
 	$(PY) benchmarks/guided_tasks.py
 	$(PY) benchmarks/soundtrack.py
+	$(PY) benchmarks/longform.py
 
 clean:
 	rm -rf out submitted autograded feedback gradebook.db test-artifacts

@@ -9,13 +9,17 @@ two-sample test of real valid windows against them (the test's chance level, abo
 beside it, and decoded noise is the floor.
 
     python benchmarks/model_quality.py --new assets/checkpoints/soundtracks.pt --old /tmp/v1.pt
+    python benchmarks/model_quality.py --old-from-git   # the previous model: the bundled file before its last commit
     python benchmarks/model_quality.py --quick      # 16 samples, DDIM-4: only checks that it runs
 """
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -23,6 +27,29 @@ import torch
 from course_lib import decoding, metrics, pipeline, realism
 
 RATES = ("crossing", "spacing", "parallels", "leaps", "consonance_4")
+
+
+ROOT = Path(__file__).resolve().parent.parent
+BUNDLED = "assets/checkpoints/soundtracks.pt"
+
+
+def previous_bundled_model() -> str:
+    """The bundled checkpoint as it was before the commit that last changed it (from git history),
+    written to a temporary file; its path."""
+    def git(*args) -> bytes:
+        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True)
+        if done.returncode:
+            raise SystemExit(f"--old-from-git needs the project's git history: git {' '.join(args)} failed: "
+                             f"{done.stderr.decode().strip()}")
+        return done.stdout
+    last = git("log", "-1", "--format=%H", "--", BUNDLED).decode().strip()
+    if not last:
+        raise SystemExit(f"--old-from-git: {BUNDLED} has no history in this clone")
+    blob = git("show", f"{last}^:{BUNDLED}")
+    path = Path(tempfile.mkdtemp()) / "previous.pt"
+    path.write_bytes(blob)
+    print(f"previous model: {BUNDLED} before commit {last[:10]}")
+    return str(path)
 
 
 def row(rolls, reference, pieces, modes, spec, seed=0) -> dict:
@@ -35,10 +62,12 @@ def row(rolls, reference, pieces, modes, spec, seed=0) -> dict:
     return out
 
 
-def main(argv=None) -> None:
+def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--new", default=None, help="the model to measure (default: the bundled one)")
     parser.add_argument("--old", default=None, help="the previous model, measured the same way (optional)")
+    parser.add_argument("--old-from-git", action="store_true",
+                        help="the previous model: the bundled checkpoint before the commit that last changed it")
     parser.add_argument("--n", type=int, default=128, help="samples per row (default 128)")
     parser.add_argument("--steps", type=int, default=None, help="DDIM steps (default: the card's)")
     parser.add_argument("--guidance", type=float, default=None, help="classifier-free w (default: the card's)")
@@ -47,6 +76,8 @@ def main(argv=None) -> None:
     parser.add_argument("--quick", action="store_true", help="16 samples, DDIM-4")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.old_from_git:
+        args.old = previous_bundled_model()
     n, steps = (16, 4) if args.quick else (args.n, args.steps)
     reference, pieces, test = realism.real_windows("bach", "test")
     valid, valid_pieces, _ = realism.real_windows("bach", "valid")
@@ -86,6 +117,11 @@ def main(argv=None) -> None:
                 "rule decoder without crossing/spacing": decoding.DecodingRules(**{**defaults.get("decoder_rules", {}),
                                                                                    "crossing": 0, "spacing": 0}),
                 "rule decoder, rules only (1 class)": decoding.DecodingRules(**{**defaults.get("decoder_rules", {}), "classes": 1}),
+                "rule decoder without the melodic prior and repeat cost": decoding.DecodingRules(
+                    **{**defaults.get("decoder_rules", {}), "intervals": 0, "repeats": 0}),
+                "melodic prior and repeat cost only (no voice-leading rules)": decoding.DecodingRules(
+                    **{**defaults.get("decoder_rules", {}), "crossing": 0, "spacing": 0, "parallels": 0, "leaps": 0,
+                       "dissonance": 0}),
             })
         for name, rules in decoders.items():
             start = time.perf_counter()
@@ -108,7 +144,8 @@ def main(argv=None) -> None:
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

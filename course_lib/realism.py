@@ -299,6 +299,6 @@ def compare(sets: dict, real, spec: music.RollSpec = music.CHORALE, *, real_grou
     widths = [max(len(r[k]) for r in table) for k in range(len(header))]
     lines = ["  ".join(c.ljust(w) if k == 0 else c.rjust(w) for k, (c, w) in enumerate(zip(r, widths))) for r in table]
     lines.insert(1, "-" * len(lines[0]))
-    note = (f"\nC2ST: accuracy of a logistic regression telling the set from {real_name} windows (5-fold, grouped "
-            f"by piece); 0.5 = cannot tell them apart; the {real_name} row: two halves of its pieces") if c2st else ""
+    note = (f"\nC2ST: accuracy of a logistic regression telling a set's windows from those of the {real_name} "
+            f"(5-fold, grouped by piece); 0.5 = cannot tell them apart; its own row: two halves of its pieces") if c2st else ""
     return "\n".join(lines) + note

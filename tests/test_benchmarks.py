@@ -24,6 +24,9 @@ def load(name):
                   "x real", "self-similarity picture", "speed: one 32-bar piece"]),
     ("soundtrack", ["real-time factor", "budget 10%", "state changes", "real chorales, every bar line",
                     "style as asked", "battle", "click -> first bar of the new state heard", "underruns 0"]),
+    ("model_quality", ["real Bach test windows (ceiling", "decoded noise (floor)", "rule decoder (card)",
+                       "without the melodic prior", "rates as multiples of real Bach's"]),
+    ("tune_decoder", ["the 12 rows with the lowest two-sample test accuracy", "plain decoder: C2ST", "misses"]),
     ("lesson_threads", ["ms per step", "1 thread", "2 threads", "toy MLP training step", "one guided DDIM step"]),
     ("train_throughput", ["processes x threads", "steps/s", "samples/s", "1 x 1", "2 x 1", "parameters"]),
 ])
