@@ -14,7 +14,8 @@ voices first: soprano, bass, then alto and tenor, as harmony is taught), minimis
          + crossing · steps on the wrong side of a voice decoded before             (rules, against
          + spacing · steps more than an octave from the neighbouring upper voice      the voices
          + parallels · [same perfect interval as another voice, both moving]         already decoded)
-         + dissonance · steps dissonant against the bass (or, for the bass, the voices above)
+         + dissonance · steps dissonant with a voice already decoded (as ``metrics.is_consonant``
+                        hears a sonority: a fourth only against the bass, seconds, sevenths, tritones)
          + leaps · max(0, |interval from the previous note| - 7) / 12               (rules, this voice)
          + motion · |interval from the previous note| / 12
          + repeats · [the same pitch as the previous note]
@@ -54,7 +55,7 @@ class DecodingRules:
     motion: float = 0.0  # per octave of any melodic motion: a preference for steps over skips
     repeats: float = 0.0  # a note that repeats the voice's previous pitch (chorale voices seldom do: ~14%)
     intervals: float = 0.0  # per nat of -log p(interval) under real chorales' melodic intervals (interval_costs)
-    dissonance: float = 0.0  # steps where an upper voice is dissonant above the bass
+    dissonance: float = 0.0  # steps dissonant with another voice (a fourth only above the bass)
     range: float = 0.2
     classes: int = 2  # pitch classes tried per note, best first
     reach: int = 9  # semitones around the height target searched for octaves
@@ -121,7 +122,9 @@ def interval_costs(corpus: str = "bach") -> np.ndarray:
 
 ORDER = (0, 3, 1, 2)  # outer voices first (soprano, bass), then alto and tenor, as harmony is taught
 CONSONANT_ABOVE_BASS = np.zeros(12, bool)
-CONSONANT_ABOVE_BASS[[0, 3, 4, 5, 7, 8, 9]] = True
+CONSONANT_ABOVE_BASS[[0, 3, 4, 7, 8, 9]] = True  # unison/octave, thirds, fifth, sixths (no fourth: a 6/4)
+CLASH_BETWEEN_UPPER = np.zeros(12, bool)
+CLASH_BETWEEN_UPPER[[1, 2, 6, 10, 11]] = True  # seconds, the tritone, sevenths
 
 
 def _plain_pitch(roll: np.ndarray, step: int, spec) -> int:
@@ -153,9 +156,13 @@ def _decode_voice(voice: int, notes, scores, targets, placed: np.ndarray, encodi
             if abs(u - voice) == 1 and min(u, voice) <= 1:  # soprano-alto, alto-tenor more than an octave apart
                 gap = (other[None, :] - pitches[:, None]) * (1 if u < voice else -1)
                 cost = cost + rules.spacing * (gap > 12)[:, sounding].sum(1)
-            if rules.dissonance and bass in (u, voice):
-                above = (pitches[:, None] - other[None, :]) * (1 if u == bass else -1) % 12
-                cost = cost + rules.dissonance * (~CONSONANT_ABOVE_BASS[above])[:, sounding].sum(1)
+            if rules.dissonance:  # as metrics.is_consonant hears a sonority: the fourth only above the bass is
+                if bass in (u, voice):  # a dissonance (a 6/4), seconds, sevenths and tritones between any two
+                    above = (pitches[:, None] - other[None, :]) * (1 if u == bass else -1) % 12
+                    clash = ~CONSONANT_ABOVE_BASS[above]
+                else:
+                    clash = CLASH_BETWEEN_UPPER[np.abs(pitches[:, None] - other[None, :]) % 12]
+                cost = cost + rules.dissonance * clash[:, sounding].sum(1)
         if n == 0:
             options.append(pitches), totals.append(cost), back.append(None)
             continue

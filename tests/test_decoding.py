@@ -203,3 +203,17 @@ def test_the_melodic_prior_is_bachs_interval_histogram_and_pulls_toward_it(chora
     plain = histogram(decoding.decode_voice_leading(enc, noisy, base))
     fused = histogram(decoding.decode_voice_leading(enc, noisy, decoding.DecodingRules(crossing=1, leaps=3, intervals=1.0)))
     assert np.abs(fused - real).sum() < 0.85 * np.abs(plain - real).sum(), (np.abs(fused - real).sum(), np.abs(plain - real).sum())
+
+
+def test_the_dissonance_rule_hears_sonorities_as_metrics_does(chorales):
+    """A fourth above the bass (a 6/4) is a dissonance for metrics.consonance, so for the decoder too."""
+    from course_lib import metrics
+    assert not decoding.CONSONANT_ABOVE_BASS[5] and decoding.CONSONANT_ABOVE_BASS[[0, 3, 4, 7, 8, 9]].all()
+    assert decoding.CLASH_BETWEEN_UPPER[[1, 2, 6, 10, 11]].all() and not decoding.CLASH_BETWEEN_UPPER[[0, 3, 4, 5, 7]].any()
+    enc, x = chorales
+    noisy = blurred(x, 0.7, seed=5)
+    base = decoding.DecodingRules(crossing=1, leaps=3, classes=3)
+    hearing = decoding.DecodingRules(crossing=1, leaps=3, classes=3, dissonance=1.0)
+    before = np.nanmean(metrics.consonance(decoding.decode_voice_leading(enc, noisy, base)))
+    after = np.nanmean(metrics.consonance(decoding.decode_voice_leading(enc, noisy, hearing)))
+    assert after > before + 0.05, (before, after)
