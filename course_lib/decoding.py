@@ -27,6 +27,9 @@ over each voice's candidates (the ``classes`` best pitch classes, in every octav
 new model: with one class and every rule weight at 0 it gives the plain decoder's notes back (tested), and the
 model card measures the model both ways. The same idea as beam search with a length penalty in
 a language model: the model proposes, a small explicit prior disposes among close calls.
+
+A window with a single melody (a folk tune) is decoded plainly: there are no voices to lead, and
+the melodic prior is Bach's, not the tune's style.
 """
 from __future__ import annotations
 
@@ -211,9 +214,15 @@ def decode_voice_leading(encoding: VoiceEncoding, x, rules: DecodingRules | None
     if known_mask is not None:
         mask = torch.as_tensor(known_mask).float().cpu().expand(*batch_shape, spec.n_tracks * VOICE_CHANNELS, steps)
         keep = mask.reshape(-1, spec.n_tracks, VOICE_CHANNELS, steps)[:, :, ACTIVE].numpy() > 0.5
-    plain = encoding.decode(x.reshape(-1, spec.n_tracks * VOICE_CHANNELS, steps)) if keep.any() else None
+    voices_heard = (v[:, :, ACTIVE] > 0).any(axis=-1).sum(axis=1)  # (B,) voices with a note at all
+    solo = voices_heard < 2
+    plain = (encoding.decode(x.reshape(-1, spec.n_tracks * VOICE_CHANNELS, steps))
+             if keep.any() or solo.any() else None)
     roll = np.zeros((len(v), spec.n_tracks, 2, spec.n_pitches, steps), dtype=bool)
     for b in range(len(v)):
+        if solo[b]:  # one melody (a folk tune): no voices to lead, and Bach's melodic prior is not its style
+            roll[b] = plain[b]
+            continue
         placed = np.full((spec.n_tracks, steps), SILENT)
         for voice in (ORDER if spec.n_tracks == 4 else range(spec.n_tracks)):
             active = v[b, voice, ACTIVE] > 0

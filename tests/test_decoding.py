@@ -217,3 +217,14 @@ def test_the_dissonance_rule_hears_sonorities_as_metrics_does(chorales):
     before = np.nanmean(metrics.consonance(decoding.decode_voice_leading(enc, noisy, base)))
     after = np.nanmean(metrics.consonance(decoding.decode_voice_leading(enc, noisy, hearing)))
     assert after > before + 0.05, (before, after)
+
+
+def test_a_single_melody_is_decoded_plainly(chorales):
+    """A folk tune (one voice) has no voices to lead, and Bach's melodic prior is not its style."""
+    enc, x = chorales
+    noisy = blurred(x, 0.7, seed=6)
+    tune = noisy.clone()
+    tune.view(len(tune), 4, encoding.VOICE_CHANNELS, tune.shape[-1])[:, 1:, encoding.ACTIVE] = -1.0  # alto, tenor, bass silent
+    rules = decoding.DecodingRules(intervals=1.0, repeats=1.0, classes=4)
+    assert np.array_equal(decoding.decode_voice_leading(enc, tune, rules), enc.decode(tune))
+    assert not np.array_equal(decoding.decode_voice_leading(enc, noisy, rules), enc.decode(noisy))
