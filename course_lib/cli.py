@@ -299,10 +299,13 @@ def cmd_generate(args) -> None:
                                 "--transition and --style-transfer (or --bars/--form)")
     if long_form and args.sampler != "ddim":
         raise inputs.InputError("a long-form piece is sampled window by window with DDIM; leave out --sampler ddpm")
+    ckpt = pipeline.load(args.checkpoint, device=args.device)
+    defaults = pipeline.sampling_defaults(ckpt)  # issue 14: the default output is what the model card recommends
     if args.steps is None:
         from . import longform
-        args.steps = longform.DEFAULT_STEPS if long_form else 50
-    ckpt = pipeline.load(args.checkpoint, device=args.device)
+        args.steps = longform.DEFAULT_STEPS if long_form else defaults["steps"]
+    if args.guidance is None:
+        args.guidance = defaults["guidance_scale"]
     start = time.perf_counter()
     titles = None
     if long_form:
@@ -600,7 +603,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("demo", cmd_demo, "generate three 4-bar pieces (MIDI, WAV, PNG) from the bundled checkpoint")
     p.add_argument("--out", default="out/demo", help="folder for the MIDI, WAV and PNG files (default out/demo)")
-    p.add_argument("--guidance", type=GUIDANCE, default=2.0, help="classifier-free guidance scale (model card)")
+    p.add_argument("--guidance", type=GUIDANCE, default=None,
+                   help="classifier-free guidance scale w (default: the checkpoint's recommended, 3 for the bundled model)")
     p.add_argument("--checkpoint", default=None, help=CHECKPOINT_HELP)
     p.add_argument("--seed", type=nonneg_int, default=0, help=SEED_HELP)
     p.add_argument("--force", action="store_true", help=FORCE_HELP)
@@ -692,8 +696,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="onsets per 16th step per voice, 0..1 (~0.15 calm .. ~0.45 busy; default: the model chooses)")
     p.add_argument("--sampler", choices=["ddim", "ddpm"], default="ddim", help="ddim (--steps steps) or ddpm (all T steps)")
     p.add_argument("--steps", type=int_in(1, 100_000), default=None,
-                   help="DDIM steps, 1..T (default 50; 20 per window for a long-form piece, --bars/--form)")
-    p.add_argument("--guidance", type=GUIDANCE, default=0.0, help="classifier-free guidance scale w")
+                   help="DDIM steps, 1..T (default: the checkpoint's recommended, 25 for the bundled model; 20 per "
+                        "window for a long-form piece, --bars/--form)")
+    p.add_argument("--guidance", type=GUIDANCE, default=None,
+                   help="classifier-free guidance scale w (default: the checkpoint's recommended, 3 for the bundled model)")
     p.add_argument("--tempo", type=TEMPO, default=90.0, help="tempo of the files, 20..400 BPM (default 90)")
     p.add_argument("--seed", type=nonneg_int, default=0, help=SEED_HELP)
     p.add_argument("--stem", type=plain_name, default="sample", help="file names STEM_00.mid, ... (a plain name)")

@@ -228,3 +228,20 @@ def test_a_single_melody_is_decoded_plainly(chorales):
     rules = decoding.DecodingRules(intervals=1.0, repeats=1.0, classes=4)
     assert np.array_equal(decoding.decode_voice_leading(enc, tune, rules), enc.decode(tune))
     assert not np.array_equal(decoding.decode_voice_leading(enc, noisy, rules), enc.decode(noisy))
+
+
+def test_generate_and_demo_default_to_the_cards_settings(carded_checkpoint, tmp_path, monkeypatch):
+    """Issue 14: 'the default generate output' is what the card recommends, not a CLI literal."""
+    from course_lib import cli, pipeline
+    seen = []
+    real_generate = pipeline.generate
+    monkeypatch.setattr(pipeline, "generate", lambda *a, **k: seen.append(k) or real_generate(*a, **k))
+    path = carded_checkpoint.meta["test_path"]
+    assert cli.main(["generate", "--checkpoint", path, "--n", "1", "--out", str(tmp_path / "g"), "--quiet",
+                     "--threads", "1"]) == 0
+    assert seen[-1]["steps"] == 3 and seen[-1]["guidance_scale"] == 1.5
+    assert cli.main(["generate", "--checkpoint", path, "--n", "1", "--out", str(tmp_path / "h"), "--quiet",
+                     "--steps", "2", "--guidance", "0", "--threads", "1"]) == 0
+    assert seen[-1]["steps"] == 2 and seen[-1]["guidance_scale"] == 0.0
+    assert cli.main(["demo", "--checkpoint", path, "--out", str(tmp_path / "d"), "--threads", "1"]) == 0
+    assert seen[-1]["guidance_scale"] is None  # pipeline.generate then takes the card's (tested above)
