@@ -28,8 +28,9 @@ new model: with one class and every rule weight at 0 it gives the plain decoder'
 model card measures the model both ways. The same idea as beam search with a length penalty in
 a language model: the model proposes, a small explicit prior disposes among close calls.
 
-A window with a single melody (a folk tune) is decoded plainly: there are no voices to lead, and
-the melodic prior is Bach's, not the tune's style.
+A window with a single melody (a folk tune; a voice sounding on under 1/8 of the steps, a stray
+note, does not count) is decoded plainly: there are no voices to lead, and the melodic prior is
+Bach's, not the tune's style.
 """
 from __future__ import annotations
 
@@ -99,6 +100,7 @@ def _candidates(scores: np.ndarray, target: float, steps: int, rules: DecodingRu
     return np.asarray(pitches), np.asarray(costs)
 
 
+SOLO_SHARE = 0.125  # a voice sounding on fewer steps than this (2 beats of 4 bars) does not make a window polyphonic
 MAX_INTERVAL = 12  # intervals beyond an octave share the octave's cost
 
 
@@ -214,7 +216,8 @@ def decode_voice_leading(encoding: VoiceEncoding, x, rules: DecodingRules | None
     if known_mask is not None:
         mask = torch.as_tensor(known_mask).float().cpu().expand(*batch_shape, spec.n_tracks * VOICE_CHANNELS, steps)
         keep = mask.reshape(-1, spec.n_tracks, VOICE_CHANNELS, steps)[:, :, ACTIVE].numpy() > 0.5
-    voices_heard = (v[:, :, ACTIVE] > 0).any(axis=-1).sum(axis=1)  # (B,) voices with a note at all
+    # (B,) voices that sound for more than a stray note (a folk window's model output may hold one)
+    voices_heard = ((v[:, :, ACTIVE] > 0).mean(axis=-1) >= SOLO_SHARE).sum(axis=1)
     solo = voices_heard < 2
     plain = (encoding.decode(x.reshape(-1, spec.n_tracks * VOICE_CHANNELS, steps))
              if keep.any() or solo.any() else None)

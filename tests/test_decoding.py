@@ -227,6 +227,9 @@ def test_a_single_melody_is_decoded_plainly(chorales):
     tune.view(len(tune), 4, encoding.VOICE_CHANNELS, tune.shape[-1])[:, 1:, encoding.ACTIVE] = -1.0  # alto, tenor, bass silent
     rules = decoding.DecodingRules(intervals=1.0, repeats=1.0, classes=4)
     assert np.array_equal(decoding.decode_voice_leading(enc, tune, rules), enc.decode(tune))
+    stray = tune.clone()
+    stray.view(len(stray), 4, encoding.VOICE_CHANNELS, stray.shape[-1])[:, 2, encoding.ACTIVE, 10:13] = 1.0  # a tenor note
+    assert np.array_equal(decoding.decode_voice_leading(enc, stray, rules), enc.decode(stray))
     assert not np.array_equal(decoding.decode_voice_leading(enc, noisy, rules), enc.decode(noisy))
 
 
