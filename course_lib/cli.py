@@ -504,7 +504,9 @@ def _write_card(path: Path, columns: dict, name: str, args, *, sampling: dict, b
              f"channel spans per voice: {meta['encoding'].get('ranges', 'the whole range')}).",
              f"- **Recommended sampling** (what `generate`, `demo` and the lessons use by default): DDIM-"
              f"{sampling['steps']}, classifier-free guidance w = {sampling['guidance_scale']:g}, voice-leading "
-             f"correction {sampling['voice_leading']:g} (weights {sampling.get('voice_leading_weights', {})}).",
+             f"correction {sampling['voice_leading']:g} (weights {sampling.get('voice_leading_weights', {})}), "
+             + (f"the rule-aware decoder (`course_lib.decoding`) with {sampling.get('decoder_rules', {})}."
+                if sampling.get("decoder") == "voice_leading" else "the plain decoder."),
              f"- **Schedule:** {meta['schedule']}.",
              f"- **Data:** {json.dumps(meta['data'].get('corpora', {}))[:400]}; train windows "
              f"{meta['data'].get('train_windows')}, valid windows {meta['data'].get('valid_windows')}; "
