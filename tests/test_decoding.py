@@ -248,3 +248,20 @@ def test_generate_and_demo_default_to_the_cards_settings(carded_checkpoint, tmp_
     assert seen[-1]["steps"] == 2 and seen[-1]["guidance_scale"] == 0.0
     assert cli.main(["demo", "--checkpoint", path, "--out", str(tmp_path / "d"), "--threads", "1"]) == 0
     assert seen[-1]["guidance_scale"] is None  # pipeline.generate then takes the card's (tested above)
+
+
+def test_the_bundled_models_default_output_keeps_the_rules():
+    """A guard on the wiring of issue 14 (card -> generate -> rule decoder): 32 default samples of the
+    bundled model stay within loose multiples of real Bach's rates; the plain decoder would not
+    (its crossing is 4-6x real, its parallels 40x: the card's ablation table)."""
+    from course_lib import pipeline
+    checkpoint = pipeline.load()
+    rolls = pipeline.generate(checkpoint, 32, style="bach", mode=[k % 2 for k in range(32)], seed=11)
+    real, _, _ = realism.real_windows("bach", "test")
+    got, want = realism.voice_leading_summary(rolls), realism.voice_leading_summary(real)
+    assert got["crossing"] < 3 * want["crossing"], (got, want)
+    assert got["parallels"] < 8 * want["parallels"], (got, want)
+    assert got["leaps"] < 3 * want["leaps"], (got, want)
+    plain = realism.voice_leading_summary(pipeline.generate(checkpoint, 32, style="bach", mode=[k % 2 for k in range(32)],
+                                                            seed=11, decoder="plain"))
+    assert plain["parallels"] > 8 * want["parallels"]  # the guard can fail: without the decoder it does
