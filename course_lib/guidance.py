@@ -35,6 +35,7 @@ import torch.nn.functional as F
 
 from course_lib.encoding import ACTIVE, HEIGHT, ONSET, PITCH_CLASSES, VOICE_CHANNELS, VoiceEncoding
 from course_lib.metrics import SATB_RANGES
+from course_lib.process import eps_and_x0_from_output, prediction_type, q_sample
 from course_lib.schedules import NoiseSchedule, extract
 
 
@@ -161,7 +162,6 @@ def replace_known(schedule: NoiseSchedule, x: torch.Tensor, known: torch.Tensor,
     x: (B, ...) at noise level t; known, known_mask: broadcastable to x (mask 1 = known);
     t = -1 means x is the final clean sample, where the known values are put back exactly.
     """
-    from course_lib.diffusion import q_sample  # diffusion imports this module: import at call time
 
     known = known.to(x).expand(x.shape)
     known_mask = known_mask.to(x).expand(x.shape)
@@ -185,7 +185,6 @@ def penalty_gradient(model: torch.nn.Module, schedule: NoiseSchedule, penalty: C
     what lets a penalty on the known bars reshape the generated ones. One extra forward and
     backward pass per step. labels: the (B,) label tensors the model is conditioned on (or None).
     """
-    from course_lib.diffusion import eps_and_x0_from_output, prediction_type  # imports this module
 
     kind = prediction_type(model, prediction)
 
