@@ -395,12 +395,6 @@ def cmd_demo(args) -> None:
             print(f"  {p}")
 
 
-def _real_windows(corpus: str, split: str):
-    """Rolls (N, ...) of a split of a corpus, and the piece each window comes from."""
-    from . import realism
-    return realism.real_windows(corpus, split)
-
-
 def cmd_evaluate(args) -> None:
     from . import metrics, pipeline, realism
     _threads(args.threads)
@@ -412,7 +406,7 @@ def cmd_evaluate(args) -> None:
     paths = args.checkpoint or [pipeline.DEFAULT_CHECKPOINT]
     ckpts = {Path(p).stem: pipeline.load(p, device=args.device) for p in paths}
     first = next(iter(ckpts.values()))
-    reference, pieces, test = _real_windows(args.corpus, "test")
+    reference, pieces, test = realism.real_windows(args.corpus, "test")
     ref_modes = [l["mode"] for l in test.labels]
     four_voices = first.spec.n_tracks == 4 and args.corpus == "bach"
     if four_voices and args.n < C2ST_MIN_SAMPLES:  # refused now, not after minutes of sampling
@@ -446,7 +440,7 @@ def cmd_evaluate(args) -> None:
     noise = pipeline.noise_rolls(first, args.n)
     columns["noise (floor)"] = metrics.evaluate(noise, first.spec, reference=reference, requested_modes=modes)
     if four_voices:  # the test's own floor: real windows of other pieces (valid split) against the test split
-        valid, valid_pieces, _ = _real_windows(args.corpus, "valid")
+        valid, valid_pieces, _ = realism.real_windows(args.corpus, "valid")
         columns["real test (ceiling)"]["c2st"] = realism.two_sample_test(
             valid, reference, groups=pieces, sample_groups=valid_pieces, seed=args.seed).accuracy
         columns["noise (floor)"]["c2st"] = realism.two_sample_test(noise, reference, groups=pieces,

@@ -284,20 +284,14 @@ def compare(sets: dict, real, spec: music.RollSpec = music.CHORALE, *, real_grou
                                            sample_groups=groups[first], seed=seed).accuracy
         for name, rolls in sets.items():
             tests[name] = two_sample_test(rolls, real, spec, groups=groups, seed=seed).accuracy
+    from .metrics import format_rows  # metrics imports this module inside evaluate: import at call time
     base = rows[real_name]
-    header = ["set"] + [f"{k} (x real)" if k != "consonance" else "consonance (x real)" for k in VOICE_LEADING]
-    header += ["C2ST"] if c2st else []
-    table = [header]
+    table = {}
     for name, rates in rows.items():
-        cells = [name]
-        for k in VOICE_LEADING:
-            ratio = rates[k] / base[k] if base[k] else float("nan")
-            cells.append(f"{rates[k]:.4f}" if name == real_name else f"{rates[k]:.4f} ({ratio:.1f}x)")
-        if c2st:
-            cells.append(f"{tests[name]:.2f}")
-        table.append(cells)
-    widths = [max(len(r[k]) for r in table) for k in range(len(header))]
-    lines = ["  ".join(c.ljust(w) if k == 0 else c.rjust(w) for k, (c, w) in enumerate(zip(r, widths))) for r in table]
+        cells = {f"{k} (x real)": f"{rates[k]:.4f}" if name == real_name else
+                 f"{rates[k]:.4f} ({rates[k] / base[k] if base[k] else float('nan'):.1f}x)" for k in VOICE_LEADING}
+        table[name] = {**cells, **({"C2ST": f"{tests[name]:.2f}"} if c2st else {})}
+    lines = format_rows(table, "set").splitlines()
     lines.insert(1, "-" * len(lines[0]))
     note = (f"\nC2ST: accuracy of a logistic regression telling a set's windows from those of the {real_name} "
             f"(5-fold, grouped by piece); 0.5 = cannot tell them apart; its own row: two halves of its pieces") if c2st else ""
